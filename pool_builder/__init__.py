@@ -1,0 +1,1 @@
+"""pool_builder: build an X-Paste instance pool (generate -> segment -> score -> filter -> index)."""

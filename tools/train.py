@@ -1,0 +1,8 @@
+"""Train a detector. Same flags as MMDetection's tools/train.py.
+
+    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp] [--cfg-options k=v ...]
+"""
+from xpaste_mm.engine.launch import train
+
+if __name__ == '__main__':
+    train()

@@ -1,0 +1,1 @@
+"""Data transforms registered in mmdet.registry.TRANSFORMS."""

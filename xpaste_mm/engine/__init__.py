@@ -1,0 +1,1 @@
+"""Training/testing entry points and hooks."""

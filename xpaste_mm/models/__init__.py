@@ -1,0 +1,1 @@
+"""CenterNet2-style detector components registered in mmdet.registry.MODELS."""
