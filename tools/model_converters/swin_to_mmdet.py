@@ -1,0 +1,12 @@
+"""Convert an official Swin-L 22k-384 checkpoint (swin_large_patch4_window12_384_22k.pth) for mmdet.
+
+    python tools/model_converters/swin_to_mmdet.py swin_large_patch4_window12_384_22k.pth \
+        models/swin_large_patch4_window12_384_22k_mmdet.pth
+"""
+import sys
+
+from xpaste_mm.converters import SWIN_L_CFG, convert_official_swin
+from xpaste_mm.converters.cli import run_backbone_conversion
+
+if __name__ == '__main__':
+    sys.exit(run_backbone_conversion(__doc__.splitlines()[0], convert_official_swin, SWIN_L_CFG))
