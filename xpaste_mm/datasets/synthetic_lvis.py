@@ -210,3 +210,34 @@ def load_class_names(ann_file: str | os.PathLike) -> tuple[str, ...]:
     with open(ann_file, encoding='utf-8') as f:
         categories = json.load(f)['categories']
     return tuple(c['name'] for c in sorted(categories, key=lambda c: c['id']))
+
+
+def render_object_images(out_dir: str | os.PathLike, class_names: tuple[str, ...], per_category: int,
+                         folder_names: dict[str, str], image_size: int = 128,
+                         seed: int = 0) -> dict[str, list[Path]]:
+    """Stand-ins for generated object images: one object of each category's synthetic style, centred,
+    on a plain or textured background (BGR PNG, ``image_size`` px square).
+
+    Images go to ``out_dir/<folder_names[name]>/<k:04d>.png`` (one folder per category, the layout
+    ``pool_builder ingest`` reads). Deterministic per ``seed``; returns ``{name: [paths]}``.
+    """
+    rng = np.random.default_rng(seed)
+    written: dict[str, list[Path]] = {}
+    for index, name in enumerate(class_names):
+        kind, colour = _category_style(index)
+        folder = Path(out_dir) / folder_names[name]
+        folder.mkdir(parents=True, exist_ok=True)
+        written[name] = []
+        for k in range(per_category):
+            if rng.random() < 0.5:
+                image = np.full((image_size, image_size, 3), rng.integers(200, 256), dtype=np.uint8)
+            else:
+                image = _textured_background(rng, image_size, image_size)
+            w, h = image_size * rng.uniform(0.45, 0.75), image_size * rng.uniform(0.45, 0.75)
+            centre = image_size / 2 + rng.uniform(-0.08, 0.08, size=2) * image_size
+            pts = _shape_polygon(kind, centre[0], centre[1], w, h, rng.uniform(-0.4, 0.4))
+            cv2.fillPoly(image, [np.round(pts).astype(np.int32)], colour, lineType=cv2.LINE_AA)
+            path = folder / f'{k:04d}.png'
+            cv2.imwrite(str(path), image)
+            written[name].append(path)
+    return written
