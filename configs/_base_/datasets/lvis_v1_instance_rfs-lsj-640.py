@@ -62,7 +62,7 @@ val_dataloader = dict(
 test_dataloader = val_dataloader
 
 val_evaluator = dict(
-    type='LVISMetric',
+    type='FastLVISMetric',  # type='LVISMetric' switches back to mmdet's lvis-api metric
     ann_file=data_root + 'annotations/lvis_v1_val.json',
     metric=['bbox', 'segm'],
     backend_args=backend_args)

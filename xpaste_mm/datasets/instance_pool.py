@@ -1,0 +1,412 @@
+"""The instance pool as the paste transform sees it: category -> label mapping, sampling, crop reading.
+
+:class:`InstancePool` wraps a :class:`~xpaste_mm.datasets.PoolIndex` (memory-mapped columns plus one
+UTF-8 path table, never a Python object per instance), so every dataloader worker shares the same
+pages and nothing grows on read. Crops are decoded on demand into a per-process LRU cache bounded in
+bytes (:class:`CropCache`); a missing or corrupt crop is skipped, counted and warned about once.
+
+Category ids in the pool are DATASET category ids (LVIS: 1-based); the 0-based training label of a
+category is its position among the sorted dataset category ids (what mmdet's ``LVISV1Dataset`` and
+``CocoDataset`` do). Crops are returned as BGRA uint8 (OpenCV channel order, alpha last).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from mmengine.logging import print_log
+
+from .pool_index import PoolFormatError, PoolIndex
+
+SAMPLE_MODES = ('cas_random', 'random', 'cats_random')
+_MAX_EXAMPLES = 5
+
+
+@dataclass
+class PoolCheck:
+    """What :class:`InstancePool` found at start-up (counts, plus a few examples of each problem)."""
+
+    num_instances: int = 0
+    num_usable: int = 0
+    num_categories: int = 0
+    unknown_category_rows: int = 0
+    unknown_category_ids: list[int] = field(default_factory=list)
+    files_checked: int = 0
+    files_missing: int = 0
+    missing_examples: list[str] = field(default_factory=list)
+
+
+class CropCache:
+    """Least-recently-used cache of decoded crops, bounded by the total bytes of the arrays."""
+
+    def __init__(self, capacity_bytes: int) -> None:
+        self.capacity_bytes = max(int(capacity_bytes), 0)
+        self.used_bytes = 0
+        self.hits = 0
+        self.misses = 0
+        self._items: OrderedDict[int, np.ndarray] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def get(self, key: int) -> np.ndarray | None:
+        item = self._items.get(key)
+        if item is None:
+            self.misses += 1
+            return None
+        self._items.move_to_end(key)
+        self.hits += 1
+        return item
+
+    def put(self, key: int, array: np.ndarray) -> None:
+        """Store ``array`` (evicting the least recently used); arrays above the capacity are not kept."""
+        if array.nbytes > self.capacity_bytes or key in self._items:
+            return
+        while self.used_bytes + array.nbytes > self.capacity_bytes:
+            _, evicted = self._items.popitem(last=False)
+            self.used_bytes -= evicted.nbytes
+        self._items[key] = array
+        self.used_bytes += array.nbytes
+
+    def clear(self) -> None:
+        self._items.clear()
+        self.used_bytes = 0
+
+
+class InstancePool:
+    """Pool instances usable for one dataset, with class-balanced sampling and cached crop reading.
+
+    Args:
+        index: the pool index (rows sorted by category id).
+        category_ids: every category id of the training dataset; label ``i`` is ``sorted(ids)[i]``.
+            ``None`` assumes the LVIS convention ``label = category_id - 1``.
+        category_weights: optional ``{category_id: weight}`` multiplying the chance of drawing a
+            category (all sampling modes); unlisted categories weigh 1, weight 0 disables one.
+        cache_size_mb: capacity of the per-process decoded-crop cache in MiB (0 disables it).
+        check_files: how many crop files to test for existence at start-up (evenly spread over the
+            pool), or ``'all'``; 0 skips the check.
+        source: the file the index came from (used in messages and to re-open it after pickling).
+
+    Rows whose category is not a dataset category are excluded from sampling and reported.
+    """
+
+    def __init__(self, index: PoolIndex, category_ids: Sequence[int] | None = None, *,
+                 category_weights: Mapping[int, float] | None = None, cache_size_mb: float = 128,
+                 check_files: int | str = 256, source: str | os.PathLike | None = None) -> None:
+        self.index = index
+        self.source = str(source) if source is not None else str(index.root)
+        self._root = str(index.root)
+        self.cache = CropCache(int(cache_size_mb * 2**20))
+        self.failed_rows: set[int] = set()
+        self.skipped_reads = 0
+        self._mmap_file: str | None = None
+        self.check = PoolCheck(num_instances=len(index))
+        self._build_categories(category_ids)
+        self.set_category_weights(category_weights)
+        if check_files:
+            self._check_files(check_files)
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_file(cls, pool_file: str | os.PathLike, category_ids: Sequence[int] | None = None,
+                  **kwargs) -> InstancePool:
+        """Open our ``pool_index.npz`` (memory-mapped) or an X-Paste pool ``.json``.
+
+        For X-Paste JSON, key ``"<label>"`` becomes category ``sorted(category_ids)[label]``
+        (``label + 1`` without ``category_ids``).
+        """
+        path = Path(pool_file)
+        if not path.is_file():
+            raise FileNotFoundError(f'pool file {path} does not exist (expected a pool_index.npz or an '
+                                    'X-Paste pool .json)')
+        sorted_ids = sorted(int(c) for c in category_ids) if category_ids is not None else None
+        if path.suffix.lower() == '.json':
+            index = PoolIndex.from_xpaste_json(path, category_ids=sorted_ids)
+            return cls(index, sorted_ids, source=path, **kwargs)
+        pool = cls(PoolIndex.load(path, mmap=True), sorted_ids, source=path, **kwargs)
+        pool._mmap_file = str(path.resolve())
+        return pool
+
+    def _build_categories(self, category_ids: Sequence[int] | None) -> None:
+        ranges = self.index.category_ranges()
+        if category_ids is None:
+            label_of = {cat: cat - 1 for cat in ranges if cat >= 1}
+        else:
+            label_of = {int(cat): label for label, cat in enumerate(sorted(int(c) for c in category_ids))}
+        usable = [(cat, label_of[cat], start, stop) for cat, (start, stop) in ranges.items()
+                  if cat in label_of]
+        unknown = {cat: stop - start for cat, (start, stop) in ranges.items() if cat not in label_of}
+        self.category_ids = np.array([u[0] for u in usable], dtype=np.int64)
+        self.labels = np.array([u[1] for u in usable], dtype=np.int64)
+        self.starts = np.array([u[2] for u in usable], dtype=np.int64)
+        self.counts = np.array([u[3] - u[2] for u in usable], dtype=np.int64)
+        num_labels = max(label_of.values(), default=-1) + 1
+        self.num_labels = num_labels if category_ids is not None else None
+        self._label_to_pos = np.full(max(num_labels, 1), -1, dtype=np.int64)
+        self._label_to_pos[self.labels] = np.arange(len(self.labels))
+        self.check.num_categories = len(usable)
+        self.check.num_usable = int(self.counts.sum())
+        self.check.unknown_category_rows = int(sum(unknown.values()))
+        self.check.unknown_category_ids = sorted(unknown)[:_MAX_EXAMPLES]
+        if unknown:
+            print_log(f'instance pool {self.source}: {self.check.unknown_category_rows} instance(s) of '
+                      f'{len(unknown)} category id(s) that are not dataset categories are ignored '
+                      f'(e.g. ids {self.check.unknown_category_ids})', logger='current',
+                      level=logging.WARNING)
+        if not usable:
+            raise PoolFormatError(f'instance pool {self.source}: none of its {len(self.index)} instances '
+                                  'belongs to a dataset category (check category_ids / ann_file and '
+                                  'that the pool was built for this dataset)')
+
+    def set_category_weights(self, weights: Mapping[int, float] | None) -> None:
+        """Set ``{category_id: weight}`` multipliers of each category's sampling chance."""
+        self.weights = np.ones(len(self.category_ids), dtype=np.float64)
+        for cat, weight in (weights or {}).items():
+            if weight < 0:
+                raise ValueError(f'category weight of id {cat} is negative ({weight})')
+            self.weights[self.category_ids == int(cat)] = float(weight)
+        if not (self.weights > 0).any():
+            raise ValueError('category_weights leave no pool category with a positive weight')
+        self._cdf = {'cas_random': _cdf(self.weights), 'random': _cdf(self.weights * self.counts)}
+
+    def _check_files(self, check_files: int | str) -> None:
+        total = len(self.index)
+        if check_files == 'all':
+            rows = range(total)
+        else:
+            rows = np.unique(np.linspace(0, total - 1, num=min(int(check_files), total)).astype(np.int64))
+        missing = [path for path in map(self.crop_path, rows) if not os.path.isfile(path)]
+        self.check.files_checked = len(rows)
+        self.check.files_missing = len(missing)
+        self.check.missing_examples = missing[:_MAX_EXAMPLES]
+        if missing and len(missing) == len(rows):
+            raise FileNotFoundError(f'instance pool {self.source}: none of the {len(rows)} crop files '
+                                    f'checked exists (e.g. {missing[0]}); was the pool folder moved?')
+        if missing:
+            print_log(f'instance pool {self.source}: {len(missing)} of {len(rows)} checked crop files are '
+                      f'missing (e.g. {self.check.missing_examples}); they will be skipped and counted',
+                      logger='current', level=logging.WARNING)
+
+    # ------------------------------------------------------------------ sampling
+    def label_of_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Dataset labels of pool rows (rows must be usable ones, e.g. from :meth:`sample`)."""
+        pos = np.searchsorted(self.starts, rows, side='right') - 1
+        return self.labels[pos]
+
+    def category_of_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Dataset category ids of pool rows."""
+        return np.asarray(self.index.category_id[rows], dtype=np.int64)
+
+    def sample(self, rng: np.random.Generator, count: int, mode: str = 'cas_random',
+               image_labels: np.ndarray | None = None) -> np.ndarray:
+        """Draw ``count`` pool rows with replacement.
+
+        ``cas_random``: category uniform (times its weight) among categories with instances, then an
+        instance uniform within it. ``random``: instances uniform over the pool (times category
+        weight). ``cats_random``: like ``cas_random`` among the categories of ``image_labels`` that
+        have pool instances, falling back to all categories when there are none.
+        """
+        if mode not in SAMPLE_MODES:
+            raise ValueError(f'sample_mode {mode!r} is not one of {SAMPLE_MODES}')
+        if mode == 'cats_random':
+            positions = self._positions_of_labels(image_labels)
+            if len(positions):
+                cdf = _cdf(self.weights[positions])
+                cats = positions[np.searchsorted(cdf, rng.random(count), side='right')]
+            else:
+                cats = np.searchsorted(self._cdf['cas_random'], rng.random(count), side='right')
+        else:
+            cats = np.searchsorted(self._cdf[mode], rng.random(count), side='right')
+        offsets = (rng.random(count) * self.counts[cats]).astype(np.int64)
+        return self.starts[cats] + offsets
+
+    def _positions_of_labels(self, labels: np.ndarray | None) -> np.ndarray:
+        if labels is None or len(labels) == 0:
+            return np.zeros(0, dtype=np.int64)
+        labels = np.unique(np.asarray(labels, dtype=np.int64))
+        labels = labels[(labels >= 0) & (labels < len(self._label_to_pos))]
+        positions = self._label_to_pos[labels]
+        return positions[(positions >= 0) & (self.weights[np.maximum(positions, 0)] > 0)]
+
+    # ------------------------------------------------------------------ crops
+    def crop_path(self, row: int) -> str:
+        """Absolute path of a row's crop (plain string: pathlib interns every component, which
+        grows a worker's private memory by tens of MB over a large pool)."""
+        relative = self.index.relpath(int(row))
+        return relative if os.path.isabs(relative) else os.path.join(self._root, relative)
+
+    def read_crop(self, row: int) -> np.ndarray | None:
+        """The decoded BGRA uint8 crop of ``row`` (read-only, possibly cached), or ``None`` when the
+        file is missing or unreadable (warned once per file, counted in :attr:`skipped_reads`)."""
+        crop = self.cache.get(row)
+        if crop is not None:
+            return crop
+        if row in self.failed_rows:
+            self.skipped_reads += 1
+            return None
+        path = self.crop_path(row)
+        try:
+            crop = _decode_bgra(path)
+        except (OSError, ValueError) as exc:
+            self.failed_rows.add(row)
+            self.skipped_reads += 1
+            print_log(f'instance pool: skipping crop {path}: {exc} ({len(self.failed_rows)} unreadable '
+                      f'crop file(s), {self.skipped_reads} skipped paste(s) so far in process '
+                      f'{os.getpid()})', logger='current', level=logging.WARNING)
+            return None
+        crop.flags.writeable = False
+        self.cache.put(row, crop)
+        return crop
+
+    # ------------------------------------------------------------------ pickling (spawned workers)
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state['cache'] = CropCache(self.cache.capacity_bytes)
+        if self._mmap_file is not None:
+            state['index'] = None  # re-mapped from the file instead of copying the columns
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        if self.index is None:
+            self.index = PoolIndex.load(self._mmap_file, mmap=True)
+
+
+def _cdf(weights: np.ndarray) -> np.ndarray:
+    """Normalised cumulative weights (last entry exactly 1) for inverse-CDF sampling."""
+    cdf = np.cumsum(np.asarray(weights, dtype=np.float64))
+    cdf /= cdf[-1]
+    cdf[-1] = 1.0
+    return cdf
+
+
+def _decode_bgra(path: str) -> np.ndarray:
+    """Read an RGBA PNG (or any 4-channel image) as BGRA uint8; raises ``OSError``/``ValueError``."""
+    data = np.fromfile(path, dtype=np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if image is None:
+        raise ValueError('not a decodable image')
+    if image.ndim != 3 or image.shape[2] != 4:
+        raise ValueError(f'expected an RGBA crop (4 channels), got shape {image.shape}')
+    if image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
+    if image.dtype != np.uint8:
+        raise ValueError(f'unsupported pixel type {image.dtype}')
+    if min(image.shape[:2]) == 0:
+        raise ValueError('empty image')
+    return image
+
+
+def read_dataset_categories(ann_file: str | os.PathLike) -> list[dict]:
+    """The ``categories`` list of a COCO/LVIS annotation JSON without parsing the whole file.
+
+    LVIS/COCO files put ``categories`` near the end; the tail is searched first, then the whole file
+    in 64 MiB chunks, and only the array itself is decoded (a 1 GB LVIS file costs well under a
+    second). Falls back to a full ``json.load`` when no valid array is found.
+    """
+    path = Path(ann_file)
+    if not path.is_file():
+        raise FileNotFoundError(f'annotation file {path} does not exist')
+    key = b'"categories"'
+    size = path.stat().st_size
+    with open(path, 'rb') as f:
+        tail_start = max(0, size - 32 * 2**20)
+        f.seek(tail_start)
+        hit = f.read().rfind(key)
+        candidates = [tail_start + hit] if hit >= 0 else []
+        if not candidates:
+            f.seek(0)
+            offset, carry = 0, b''
+            while chunk := f.read(64 * 2**20):
+                found = (carry + chunk).find(key)
+                if found >= 0:
+                    candidates.append(offset - len(carry) + found)
+                    break
+                carry = chunk[-len(key):]
+                offset += len(chunk)
+        for start in candidates:
+            categories = _decode_array_after(f, start + len(key))
+            if categories is not None:
+                return categories
+    try:
+        with open(path, encoding='utf-8') as f:
+            data = json.load(f)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f'{path}: not valid JSON ({exc})') from exc
+    if not isinstance(data, dict) or not isinstance(data.get('categories'), list):
+        raise ValueError(f'{path}: no top-level "categories" list (expected COCO/LVIS format)')
+    return data['categories']
+
+
+def _decode_array_after(f, position: int) -> list[dict] | None:
+    """Decode the JSON value following ``: `` at ``position``; ``None`` unless it is a category list."""
+    decoder = json.JSONDecoder()
+    read_size = 2**20
+    while True:
+        f.seek(position)
+        raw = f.read(read_size)
+        text = raw.decode('utf-8', errors='ignore').lstrip()
+        if not text.startswith(':'):
+            return None
+        body = text[1:].lstrip()
+        try:
+            value, _ = decoder.raw_decode(body)
+        except json.JSONDecodeError:
+            if len(raw) < read_size:
+                return None
+            read_size *= 4
+            continue
+        if isinstance(value, list) and all(isinstance(c, dict) and 'id' in c for c in value):
+            return value
+        return None
+
+
+def make_synthetic_pool(root: str | os.PathLike, category_ids: Sequence[int],
+                        per_category: int | Sequence[int], size_range: tuple[int, int] = (24, 96),
+                        seed: int = 0) -> Path:
+    """Write a pool of random RGBA crops (filled ellipses/polygons with soft edges) and its index.
+
+    ``per_category`` is one count for all categories or one per category. Crops go to
+    ``root/images/<category id>/<n>.png``; returns the path of ``root/pool_index.npz``. Used by the
+    tests, the benchmark and demos; deterministic for a given ``seed``.
+    """
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    counts = [per_category] * len(category_ids) if isinstance(per_category, int) else list(per_category)
+    records = []
+    for cat, count in zip(category_ids, counts):
+        folder = root / 'images' / str(cat)
+        folder.mkdir(parents=True, exist_ok=True)
+        for n in range(count):
+            height, width = (int(v) for v in rng.integers(size_range[0], size_range[1] + 1, size=2))
+            crop = _random_rgba_shape(rng, height, width)
+            path = folder / f'{n}.png'
+            if not cv2.imwrite(str(path), crop):
+                raise OSError(f'could not write {path}')
+            records.append(dict(category_id=int(cat), path=path.relative_to(root).as_posix(), width=width,
+                                height=height, area=float((crop[..., 3] > 128).mean()), score=25.0))
+    return PoolIndex.from_records(records, root=root, info=dict(synthetic=True, seed=seed)).save(
+        root / 'pool_index.npz')
+
+
+def _random_rgba_shape(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """A BGRA crop: textured colour inside a random ellipse or polygon, soft alpha edge, 0 outside."""
+    colour = rng.integers(30, 256, size=3)
+    noise = rng.integers(-25, 26, size=(height, width, 1))
+    bgr = np.clip(colour + noise, 0, 255).astype(np.uint8)
+    alpha = np.zeros((height, width), dtype=np.uint8)
+    if rng.random() < 0.5:
+        cv2.ellipse(alpha, (width // 2, height // 2), (max(width // 2 - 1, 1), max(height // 2 - 1, 1)),
+                    0, 0, 360, 255, thickness=-1)
+    else:
+        points = rng.random((int(rng.integers(3, 8)), 2)) * [width - 1, height - 1]
+        cv2.fillPoly(alpha, [cv2.convexHull(points.astype(np.int32))], 255)
+    alpha = cv2.GaussianBlur(alpha, (3, 3), 0)
+    return np.dstack([bgr, alpha])

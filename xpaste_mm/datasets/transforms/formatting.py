@@ -1,0 +1,35 @@
+"""``PackXPasteInputs``: mmdet's ``PackDetInputs`` plus the per-instance "pasted" flag."""
+from __future__ import annotations
+
+import numpy as np
+from mmdet.datasets.transforms import PackDetInputs
+from mmdet.registry import TRANSFORMS
+
+
+@TRANSFORMS.register_module()
+class PackXPasteInputs(PackDetInputs):
+    """Pack like ``PackDetInputs`` and put ``results['gt_is_pasted']`` into
+    ``data_sample.gt_instances.is_pasted`` (bool tensor; ``ignored_instances.is_pasted`` for
+    instances flagged in ``gt_ignore_flags``). Missing flags mean "nothing pasted" (all ``False``).
+
+    Raises ``ValueError`` when the flags no longer match the boxes, i.e. a transform between
+    ``XPasteCopyPaste`` and this one added or removed instances without updating ``gt_is_pasted``
+    (mmdet's ``CopyPaste``, ``Mosaic``, ``MixUp`` and ``FilterAnnotations`` do not know the key).
+    """
+
+    mapping_table = {**PackDetInputs.mapping_table, 'gt_is_pasted': 'is_pasted'}
+
+    def transform(self, results: dict) -> dict:
+        if 'gt_bboxes' in results:
+            count = len(results['gt_bboxes'])
+            flags = results.get('gt_is_pasted')
+            if flags is None:
+                results['gt_is_pasted'] = np.zeros(count, dtype=bool)
+            elif len(flags) != count:
+                raise ValueError(
+                    f'gt_is_pasted has {len(flags)} flags but there are {count} gt_bboxes: a transform after '
+                    'XPasteCopyPaste changed the instances without updating gt_is_pasted; put it before '
+                    'XPasteCopyPaste or use CachedCopyPaste for classic copy-paste')
+            else:
+                results['gt_is_pasted'] = np.asarray(flags, dtype=bool)
+        return super().transform(results)
