@@ -23,3 +23,21 @@ def synthetic_lvis(tmp_path_factory):
     """The default synthetic LVIS dataset (8 categories, 16 train / 8 val images), read-only."""
     from xpaste_mm.datasets import make_synthetic_lvis
     return make_synthetic_lvis(tmp_path_factory.mktemp('synthetic') / 'synthetic_lvis')
+
+
+@pytest.fixture(scope='session', autouse=True)
+def _one_torch_thread():
+    """Tiny CPU workloads: one intra-op thread avoids oversubscribing the 2-core CI machine (with two
+    threads competing, small-model steps were several times slower)."""
+    import torch
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope='session')
+def tiny(tmp_path_factory):
+    """Tiny random-weight models (diffusers, CLIPSeg, open_clip, BiRefNet) built once per session."""
+    from pool_helpers import tiny_models_for_session
+    return tiny_models_for_session(tmp_path_factory)

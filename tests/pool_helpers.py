@@ -77,13 +77,3 @@ def png_files(root: Path) -> dict[str, np.ndarray]:
     return {p.relative_to(root).as_posix(): cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
             for p in sorted(root.rglob('*.png'))}
 
-
-def single_torch_thread():
-    """Fixture body: run torch with one thread (tiny models on a busy 2-core machine are far faster
-    without OpenMP threads competing), restoring the previous setting afterwards."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)

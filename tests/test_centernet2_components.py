@@ -26,15 +26,6 @@ from xpaste_mm.models.losses import (
 INF = 1e8
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _single_thread():
-    """One intra-op thread: on the shared 2-core CI machine, thread oversubscription makes these
-    small-tensor workloads several times slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 def _proposal_head(**kwargs):
     cfg = dict(type='CenterNetProposalHead', in_channels=8, feat_channels=8,
                norm_cfg=dict(type='GN', num_groups=4, requires_grad=True),

@@ -33,15 +33,6 @@ RPN_LOSSES = {'loss_centernet_agn_pos', 'loss_centernet_agn_neg', 'loss_centerne
 ROI_LOSSES = {f'loss_{kind}_stage{s}' for kind in ('cls', 'box_reg') for s in range(3)} | {'loss_mask'}
 
 
-@pytest.fixture(autouse=True, scope='module')
-def _single_thread():
-    """One intra-op thread: on the shared 2-core CI machine, thread oversubscription makes these
-    small-tensor workloads several times slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 def _retarget(obj, exact: dict, prefixes: dict):
     """Copy of a config value with file paths replaced (exact matches first, then path prefixes)."""
     if isinstance(obj, dict):
@@ -175,7 +166,9 @@ def real_config_paths(synthetic_lvis, tmp_path_factory):
                                 work / 'category_stats.json')
     pool = _tiny_pool(work / 'pool', [1, 2, 3])
     exact = {'data/lvis_v1/metadata/category_stats.json': str(stats),
-             'data/xpaste_pool/pool/pool_index.npz': str(pool)}
+             'data/xpaste_pool/pool/pool_index.npz': str(pool),
+             'data/xpaste_pool_synthetic/category_stats.json': str(stats),
+             'data/xpaste_pool_synthetic/pool/pool_index.npz': str(pool)}
     prefixes = {'data/lvis_v1/': f'{synthetic_lvis.root}/', 'data/synthetic_lvis/': f'{synthetic_lvis.root}/'}
     return exact, prefixes
 

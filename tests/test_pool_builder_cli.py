@@ -4,8 +4,6 @@ import json
 
 import pytest
 from pool_helpers import (
-    single_torch_thread,
-    tiny_models_for_session,
     write_category_list,
     write_object_folders,
 )
@@ -13,16 +11,6 @@ from pool_helpers import (
 from pool_builder import cli
 from pool_builder.pipeline import load_run_config
 from xpaste_mm.datasets import PoolIndex, load_image_counts, load_size_prior
-
-
-@pytest.fixture(scope='session')
-def tiny(tmp_path_factory):
-    return tiny_models_for_session(tmp_path_factory)
-
-
-@pytest.fixture(scope='module', autouse=True)
-def _one_torch_thread():
-    yield from single_torch_thread()
 
 
 def _config(tmp_path, tiny, ann_file, body: str = '', categories=None):

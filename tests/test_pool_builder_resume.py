@@ -10,8 +10,6 @@ from pathlib import Path
 import pytest
 from pool_helpers import (
     png_files,
-    single_torch_thread,
-    tiny_models_for_session,
     write_category_list,
     write_object_folders,
 )
@@ -26,14 +24,6 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope='session')
-def tiny(tmp_path_factory):
-    return tiny_models_for_session(tmp_path_factory)
-
-
-@pytest.fixture(scope='module', autouse=True)
-def _one_torch_thread():
-    yield from single_torch_thread()
 
 
 def _kill_when(args: list[str], ready, timeout: float = 180.0) -> None:

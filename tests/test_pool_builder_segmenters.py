@@ -3,21 +3,11 @@ models loaded through the real transformers code paths, and the registry's error
 import numpy as np
 import pytest
 import torch
-from pool_helpers import iou, object_photo, single_torch_thread, tiny_models_for_session
+from pool_helpers import iou, object_photo
 
 from pool_builder.errors import ConfigError, UnknownSegmenterError
 from pool_builder.segmenters import build_segmenter, parse_segmenter_spec
 from pool_builder.segmenters.salient import BiRefNetSegmenter
-
-
-@pytest.fixture(scope='session')
-def tiny(tmp_path_factory):
-    return tiny_models_for_session(tmp_path_factory)
-
-
-@pytest.fixture(scope='module', autouse=True)
-def _one_torch_thread():
-    yield from single_torch_thread()
 
 
 @pytest.mark.parametrize('textured', [True, False])

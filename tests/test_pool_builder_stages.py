@@ -9,8 +9,6 @@ from pool_helpers import (
     iou,
     object_photo,
     png_files,
-    single_torch_thread,
-    tiny_models_for_session,
     write_category_list,
     write_object_folders,
 )
@@ -38,14 +36,6 @@ from xpaste_mm.datasets import PoolIndex
 TINY_GENERATION = dict(images_per_category=3, batch_size=2, num_inference_steps=2, height=64, width=64)
 
 
-@pytest.fixture(scope='session')
-def tiny(tmp_path_factory):
-    return tiny_models_for_session(tmp_path_factory)
-
-
-@pytest.fixture(scope='module', autouse=True)
-def _one_torch_thread():
-    yield from single_torch_thread()
 
 
 @pytest.fixture(scope='module')
