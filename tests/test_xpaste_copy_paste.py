@@ -423,3 +423,13 @@ def test_bad_destination_inputs_are_reported(pool_dir):
     with pytest.raises(ValueError, match='with_mask=True'):
         for _ in range(5):
             transform(copy.deepcopy(results))
+
+
+def test_unsorted_category_list_is_refused(tmp_path):
+    ann = tmp_path / 'train.json'
+    ann.write_text(json.dumps({'images': [], 'annotations': [],
+                               'categories': [{'id': 3, 'name': 'c'}, {'id': 1, 'name': 'a'}]}))
+    stats = tmp_path / 'area_mean_std2.json'
+    stats.write_text(json.dumps({'1': [0.1, 0.0], '3': [0.1, 0.0]}))
+    with pytest.raises(ValueError, match='train.json.*not sorted by id'):
+        XPasteCopyPaste(pool_file=str(tmp_path / 'none.npz'), stats_file=str(stats), ann_file=str(ann))

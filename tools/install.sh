@@ -43,16 +43,25 @@ if command -v nvcc >/dev/null 2>&1 && [ "$TORCH_CUDA" != cpu ] \
   BUILD_CUDA=1
 fi
 PY_TAG=$("$PYTHON" -c "import sys; print(f'cp{sys.version_info[0]}{sys.version_info[1]}')")
-OPS_TAG=$([ "$BUILD_CUDA" = 1 ] && echo "cuda${TORCH_CUDA}" || echo "cpuops")
+OPS_TAG=cpuops
+if [ "$BUILD_CUDA" = 1 ]; then
+  # The GPU architectures the kernels are compiled for are part of the cache key.
+  if [ -z "${TORCH_CUDA_ARCH_LIST:-}" ]; then
+    TORCH_CUDA_ARCH_LIST=$("$PYTHON" -c "import torch; print('%d.%d' % torch.cuda.get_device_capability())")
+    export TORCH_CUDA_ARCH_LIST
+  fi
+  OPS_TAG="cuda${TORCH_CUDA}_sm$(echo "$TORCH_CUDA_ARCH_LIST" | tr -c '0-9\n' '-' | tr -s '-')"
+fi
 WHEEL_DIR="${CACHE_ROOT}/wheels/mmcv-${MMCV_VERSION}_torch-${TORCH_VERSION}_${OPS_TAG}_${PY_TAG}"
 
 # ---- 2. mmcv with compiled ops ----------------------------------------------------------
-mmcv_ok() {
-  "$PYTHON" - "$MMCV_VERSION" <<'PY' >/dev/null 2>&1
+mmcv_ok() {  # the right version, its compiled extension loads, and CUDA ops when they are wanted
+  "$PYTHON" - "$MMCV_VERSION" "$BUILD_CUDA" <<'PY' >/dev/null 2>&1
 import sys
 import mmcv
-from mmcv.ops import nms  # noqa: F401  (fails when the compiled extension is missing/broken)
-sys.exit(0 if mmcv.__version__ == sys.argv[1] else 1)
+from mmcv.ops import get_compiling_cuda_version  # fails when the compiled extension is missing/broken
+cuda_ok = sys.argv[2] != '1' or get_compiling_cuda_version() != 'not available'
+sys.exit(0 if mmcv.__version__ == sys.argv[1] and cuda_ok else 1)
 PY
 }
 if mmcv_ok; then

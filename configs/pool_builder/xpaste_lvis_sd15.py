@@ -51,6 +51,8 @@ score = dict(model='ViT-L-14', pretrained='openai', precision='auto', batch_size
 filter = dict(min_clip=21.0, min_area=0.05, max_area=0.95, tolerance=1.0, workers=None,
               segmenters=None, overwrite=False, xpaste_json='pool/xpaste_pool.json')
 
-stats = dict(ann_file=ann_file, out='category_stats.json')
+# Relative to work_dir: data/lvis_v1/metadata/category_stats.json, where the LVIS training configs read
+# the size prior (XPasteCopyPaste) and the federated-loss image counts.
+stats = dict(ann_file=ann_file, out='../lvis_v1/metadata/category_stats.json')
 
 inspect = dict(min_instances=10, per_sheet=48, out='report')

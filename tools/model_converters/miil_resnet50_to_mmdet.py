@@ -1,7 +1,7 @@
 """Convert the ImageNet-21k MIIL ResNet-50 (timm layout, e.g. resnet50_miil_21k.pth) for mmdet's ResNet.
 
     python tools/model_converters/miil_resnet50_to_mmdet.py resnet50_miil_21k.pth \
-        models/resnet50_miil_21k_mmdet.pth
+        pretrained/resnet50_miil_21k_mmdet.pth
 """
 import sys
 

@@ -1,7 +1,12 @@
 """Convert an official Swin-L 22k-384 checkpoint (swin_large_patch4_window12_384_22k.pth) for mmdet.
 
     python tools/model_converters/swin_to_mmdet.py swin_large_patch4_window12_384_22k.pth \
-        models/swin_large_patch4_window12_384_22k_mmdet.pth
+        pretrained/swin_large_patch4_window12_384_22k_mmdet.pth
+
+The Swin-L configs load the official file and convert it on load (``convert_weights=True``); a file
+written by this script is already converted, so use it with
+``--cfg-options model.backbone.convert_weights=False model.backbone.init_cfg.checkpoint=FILE``.
+This script checks every key and shape and reports what is dropped.
 """
 import sys
 

@@ -145,6 +145,7 @@ class XPasteCopyPaste(BaseTransform):
 
         size_prior = load_size_prior(stats_file)
         ann_categories = read_dataset_categories(ann_file) if ann_file is not None else None
+        _check_sorted_categories(ann_categories, ann_file)
         if category_ids is not None:
             dataset_ids = sorted(int(c) for c in category_ids)
         elif ann_categories is not None:
@@ -307,3 +308,14 @@ def _stats_categories(stats_file: str) -> list[dict] | None:
     return data.get('categories') if isinstance(data, dict) else None
 
 
+def _check_sorted_categories(categories: list[dict] | None, ann_file) -> None:
+    """mmdet numbers labels in the file's category order, the pool and losses by ascending id: the two
+    agree only when the file lists its categories sorted by id (LVIS and COCO files do)."""
+    if categories is None:
+        return
+    ids = [int(c['id']) for c in categories]
+    if ids != sorted(ids):
+        raise ValueError(f'{ann_file}: "categories" is not sorted by id (first out of order: '
+                         f'{next(b for a, b in zip(ids, ids[1:]) if b < a)}); mmdet would number labels '
+                         'in file order while the pool and statistics use ascending ids, so pasted '
+                         'instances would get wrong labels. Sort the list by "id".')
