@@ -40,3 +40,21 @@ def test_train_save_resume_and_evaluate(tmp_path, synthetic_lvis, repo_root):
     for key in ('lvis/bbox_AP', 'lvis/segm_AP', 'lvis/bbox_APr', 'lvis/segm_APf'):
         assert isinstance(metrics[key], float) and -1.0 <= metrics[key] <= 1.0
     assert (tmp_path / 'preds.pkl').stat().st_size > 0
+
+
+def test_mmdet_own_train_tool_runs_our_config(tmp_path, synthetic_lvis, repo_root):
+    """custom_imports + default_scope let MMDetection's own tools/train.py build our CenterNet2."""
+    from pathlib import Path
+
+    import mmdet
+    mmdet_train = Path(mmdet.__file__).parent / '.mim' / 'tools' / 'train.py'
+    if not mmdet_train.is_file():
+        import pytest
+        pytest.skip(f'this mmdet installation ships no tools/train.py ({mmdet_train})')
+    shutil.copytree(synthetic_lvis.root, tmp_path / 'data' / 'synthetic_lvis')
+    config = repo_root / 'configs/xpaste/centernet2_r18-tiny_fpn_40i_synthetic-lvis.py'
+    log = _run([str(mmdet_train), str(config), '--work-dir', str(tmp_path / 'work'), '--cfg-options',
+                'train_cfg.max_iters=2', 'default_hooks.logger.interval=1', 'val_cfg=None',
+                'val_dataloader=None', 'val_evaluator=None'], tmp_path, repo_root)
+    assert 'loss_cls_stage0' in log
+    assert (tmp_path / 'work' / 'iter_2.pth').is_file()
