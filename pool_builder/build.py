@@ -21,7 +21,7 @@ from tqdm import tqdm
 from xpaste_mm.datasets.pool_index import PoolIndex
 from xpaste_mm.utils.io import atomic_write_json
 
-from .crop import EMPTY_MASK, CropJob, CropResult, init_worker, run_crop_job
+from .crop import NO_CROP_REASONS, CropJob, CropResult, init_worker, run_crop_job
 from .errors import PoolBuilderError
 from .layout import WorkDir
 from .manifest import ImageRecord, read_manifest
@@ -112,10 +112,10 @@ def build_pool(work: WorkDir, vocabulary: Vocabulary, rule: FilterRule = FilterR
                                      width=result.width, height=result.height))
             row['kept'] += 1
             continue
-        reason = EMPTY_MASK if result.error == EMPTY_MASK else 'read_error'
+        reason = result.error if result.error in NO_CROP_REASONS else 'read_error'
         row['dropped'][reason] = row['dropped'].get(reason, 0) + 1
         summary.dropped[reason] += 1
-        if reason != EMPTY_MASK:
+        if reason == 'read_error':
             summary.errors.append(f'{result.job.key}: {result.error}')
             logger.warning(f'filter: {result.job.key}: {result.error}')
     summary.kept = len(pool_records)

@@ -3,7 +3,9 @@
 For a soft mask ``m`` (uint8) and its image: foreground = ``m > 128``; keep the largest connected
 region (the outer contour enclosing the largest area) with its holes filled, as X-Paste does; alpha =
 ``m`` inside the filled region and 0 outside (soft values are kept); crop to the region's tight box.
-Empty masks give no crop (reason ``empty_mask``) instead of an error.
+Empty masks give no crop (reason ``empty_mask``) instead of an error; a region only one pixel wide or
+high gives none either (reason ``degenerate_mask``; X-Paste drops boxes with ``x_max <= x_min`` or
+``y_max <= y_min``).
 """
 from __future__ import annotations
 
@@ -20,6 +22,9 @@ from .imaging import read_image_bgr, read_mask, write_png
 
 FOREGROUND_THRESHOLD = 128
 EMPTY_MASK = 'empty_mask'
+DEGENERATE_MASK = 'degenerate_mask'
+#: ``CropResult.error`` values that mean "no usable object" rather than a file problem.
+NO_CROP_REASONS = (EMPTY_MASK, DEGENERATE_MASK)
 
 
 @dataclass(frozen=True)
@@ -40,7 +45,8 @@ class CropJob:
 
 @dataclass(frozen=True)
 class CropResult:
-    """``error`` is None on success, :data:`EMPTY_MASK`, or a message naming the file at fault."""
+    """``error`` is None on success, one of :data:`NO_CROP_REASONS`, or a message naming the file at
+    fault."""
 
     job: CropJob
     width: int = 0
@@ -71,8 +77,9 @@ def largest_component_filled(binary: np.ndarray) -> tuple[np.ndarray, tuple[int,
 def rgba_crop(image: np.ndarray, mask: np.ndarray,
               threshold: int = FOREGROUND_THRESHOLD) -> np.ndarray | None:
     """(h, w, 4) crop of ``image`` (3 channels, any order, kept) with alpha from ``mask``; None if
-    the mask has no pixel above ``threshold``. Colour under zero alpha is set to 0 (invisible when
-    pasted, and the PNG shrinks and encodes about twice as fast)."""
+    the mask has no pixel above ``threshold``. As in X-Paste, the photo's colour is kept under zero
+    alpha: the one-pixel rim that bilinear resizing adds to a pasted mask (alpha > 0) blends the
+    object with its own background there, not with black."""
     if mask.shape != image.shape[:2]:
         raise ValueError(f'mask shape {mask.shape} does not match image shape {image.shape[:2]}')
     found = largest_component_filled(mask > threshold)
@@ -80,9 +87,7 @@ def rgba_crop(image: np.ndarray, mask: np.ndarray,
         return None
     filled, (x, y, w, h) = found
     alpha = np.where(filled, mask[y:y + h, x:x + w], np.uint8(0))
-    crop = np.dstack([image[y:y + h, x:x + w], alpha])
-    crop[alpha == 0, :3] = 0
-    return crop
+    return np.dstack([image[y:y + h, x:x + w], alpha])
 
 
 def run_crop_job(job: CropJob) -> CropResult:
@@ -101,6 +106,8 @@ def run_crop_job(job: CropJob) -> CropResult:
         crop = rgba_crop(image, mask)
         if crop is None:
             return CropResult(job, error=EMPTY_MASK)
+        if min(crop.shape[:2]) < 2:
+            return CropResult(job, error=DEGENERATE_MASK)
         write_png(job.output, crop, rgb=False)
         return CropResult(job, crop.shape[1], crop.shape[0])
     except (ImageReadError, OSError, ValueError) as exc:

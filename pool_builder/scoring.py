@@ -101,13 +101,20 @@ class ClipScorer:
         return ((torch.stack(batch) - self.mean) / self.std).to(self.dtype)
 
     def _resize_crop(self, x: torch.Tensor) -> torch.Tensor:
-        """Resize (B, 3, H, W) in [0, 1] so the short side fits the input size, then centre-crop."""
+        """Resize (B, 3, H, W) in [0, 1] so the short side fits the input size, then centre-crop,
+        with torchvision's ``Resize(size)`` + ``CenterCrop(size)`` arithmetic on float tensors (what
+        X-Paste's scoring applies): long side ``int(size * long / short)``, crop offset
+        ``int(round(excess / 2))``, no clamping of the bicubic overshoot."""
         height, width = x.shape[-2:]
-        scale = max(self.size[0] / height, self.size[1] / width)
-        new_size = (max(self.size[0], round(height * scale)), max(self.size[1], round(width * scale)))
-        x = F.interpolate(x, size=new_size, mode=self.interpolation, antialias=True,
-                          align_corners=False).clamp_(0, 1)
-        top, left = (new_size[0] - self.size[0]) // 2, (new_size[1] - self.size[1]) // 2
+        short = min(self.size)
+        if height <= width:
+            new_size = (short, int(short * width / height))
+        else:
+            new_size = (int(short * height / width), short)
+        new_size = (max(new_size[0], self.size[0]), max(new_size[1], self.size[1]))
+        x = F.interpolate(x, size=new_size, mode=self.interpolation, antialias=True, align_corners=False)
+        top = int(round((new_size[0] - self.size[0]) / 2.0))
+        left = int(round((new_size[1] - self.size[1]) / 2.0))
         return x[..., top:top + self.size[0], left:left + self.size[1]]
 
     @torch.inference_mode()

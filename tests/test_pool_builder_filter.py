@@ -8,7 +8,7 @@ import pytest
 from pool_helpers import object_photo, write_category_list
 
 from pool_builder.build import build_pool
-from pool_builder.crop import largest_component_filled, rgba_crop
+from pool_builder.crop import CropJob, largest_component_filled, rgba_crop, run_crop_job
 from pool_builder.errors import ConfigError, PoolBuilderError
 from pool_builder.imaging import write_png
 from pool_builder.layout import WorkDir
@@ -110,7 +110,7 @@ def _make_work(tmp_path, scores, masks, names=('mug', 'bat_(animal)', 'AC/DC_ada
     """A work dir with own images (object photos), hand-made masks and scores.
 
     ``scores[(cat_id, stem)] = {segmenter: (score, area)}``; ``masks[(cat_id, stem, segmenter)]`` is
-    'gt' (the true object), 'empty' or 'full'.
+    'gt' (the true object), 'empty', 'full' or 'dot' (one pixel).
     """
     work = WorkDir(tmp_path / 'work')
     vocab = open_vocabulary(work, write_category_list(tmp_path / 'cats.txt', list(names)))
@@ -126,7 +126,10 @@ def _make_work(tmp_path, scores, masks, names=('mug', 'bat_(animal)', 'AC/DC_ada
         for segmenter, (score, area) in per_segmenter.items():
             kind = masks.get((cat_id, stem, segmenter), 'gt')
             mask = {'gt': truth.astype(np.uint8) * 255, 'empty': np.zeros_like(truth, np.uint8),
-                    'full': np.full(truth.shape, 255, np.uint8)}[kind]
+                    'full': np.full(truth.shape, 255, np.uint8)}.get(kind)
+            if kind == 'dot':  # a single foreground pixel
+                mask = np.zeros_like(truth, np.uint8)
+                mask[10, 20] = 255
             write_png(work.mask_path(segmenter, category.safe_name, stem), mask)
             append_jsonl(work.score_file(segmenter, category.safe_name),
                          [dict(key=f'{category.safe_name}/{stem}', score=score, area=area)])
@@ -213,3 +216,32 @@ def test_parallel_crops_match_serial_ones(tmp_path):
     build_pool(work, vocab, workers=2, overwrite=True)
     parallel = {p.name: p.read_bytes() for p in (work.pool_dir / 'images' / '1').iterdir()}
     assert serial == parallel and len(serial) == 6
+
+
+def test_one_pixel_wide_or_high_component_gives_no_crop(tmp_path):
+    """X-Paste (clean_pool) drops an instance whose largest component has x_max <= x_min or
+    y_max <= y_min, i.e. is a single row or column; a 2x2 component is kept."""
+    image = np.full((20, 30, 3), 90, np.uint8)
+    regions = {'row': (slice(5, 6), slice(3, 12)), 'column': (slice(2, 15), slice(7, 8)),
+               'dot': (slice(4, 5), slice(4, 5)), 'square': (slice(4, 6), slice(10, 12))}
+    results = {}
+    for name, region in regions.items():
+        mask = np.zeros((20, 30), np.uint8)
+        mask[region] = 255
+        job = CropJob(key=name, category_id=1, image=str(write_png(tmp_path / f'{name}.png', image)),
+                      mask=str(write_png(tmp_path / f'{name}.mask.png', mask)),
+                      output=str(tmp_path / 'out' / f'{name}.png'), segmenter='s', score=25.0, area=0.1,
+                      source='own')
+        results[name] = run_crop_job(job)
+    assert {n: r.error for n, r in results.items()} == {
+        'row': 'degenerate_mask', 'column': 'degenerate_mask', 'dot': 'degenerate_mask', 'square': None}
+    assert (results['square'].width, results['square'].height) == (2, 2)
+    assert not (tmp_path / 'out' / 'dot.png').exists()
+
+
+def test_build_pool_counts_degenerate_masks_as_drops_not_errors(tmp_path):
+    scores = {(1, 'a'): {'grabcut': (25.0, 0.3)}, (1, 'b'): {'grabcut': (25.0, 0.3)}}
+    work, vocab, _ = _make_work(tmp_path, scores, {(1, 'b', 'grabcut'): 'dot'})
+    summary = build_pool(work, vocab)
+    assert summary.kept == 1 and summary.ok
+    assert dict(summary.dropped) == {'degenerate_mask': 1}

@@ -5,6 +5,7 @@ import json
 import cv2
 import numpy as np
 import pytest
+import torch
 from pool_helpers import (
     iou,
     object_photo,
@@ -202,3 +203,25 @@ def test_resolve_shard(spec, environ, expected):
 def test_bad_shards(spec, environ, message):
     with pytest.raises(ConfigError, match=message):
         resolve_shard(spec, environ)
+
+
+def test_clip_preprocessing_matches_torchvision_resize_and_center_crop(scorer):
+    """X-Paste scores with torchvision Resize(S, bicubic) + CenterCrop(S) on float tensors: the long
+    side is int(S * long / short) (45x67 at S=32: 47, not round(47.6) = 48), the crop offset
+    int(round(excess / 2)) and the bicubic overshoot is not clamped."""
+    from torchvision import transforms
+
+    size = scorer.size[0]
+    mean, std = scorer.mean.view(3).tolist(), scorer.std.view(3).tolist()
+    reference = transforms.Compose([
+        transforms.Resize(size, interpolation=transforms.InterpolationMode.BICUBIC, antialias=True),
+        transforms.CenterCrop(size), transforms.Normalize(mean, std)])
+    rng = np.random.default_rng(0)
+    for height, width in ((45, 67), (67, 45), (2 * size, 2 * size)):
+        image = (rng.random((height, width, 3)) < 0.5).astype(np.uint8) * 255  # sharp edges overshoot
+        expected = reference(torch.from_numpy(image).permute(2, 0, 1).float() / 255)
+        ours = scorer.preprocess([image])[0]
+        assert ours.shape == (3, size, size)
+        torch.testing.assert_close(ours, expected, rtol=0, atol=1e-5)
+    black_below = (torch.tensor(0.0) - scorer.mean.view(3)) / scorer.std.view(3)
+    assert (ours < black_below.view(3, 1, 1) - 1e-3).any()  # undershoot below black is kept
