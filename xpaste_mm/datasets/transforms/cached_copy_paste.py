@@ -39,7 +39,10 @@ class CachedCopyPaste(BaseTransform):
     X-Paste's ``both`` mode is ``XPasteCopyPaste`` followed by this transform. Only original dataset
     objects are copied (the cache ignores instances with ``gt_is_pasted``, matching X-Paste whose
     copy-paste sources never carry pool instances); copied objects get ``gt_is_pasted = False``
-    because they are real annotations, and flags of the destination are kept aligned.
+    because they are real annotations, and flags of the destination are kept aligned. One known
+    difference: images are cached after ``XPasteCopyPaste`` ran on them, so a cached object that a pool
+    instance covered is copied with the covered part missing (or not at all when it was dropped),
+    where X-Paste draws a fresh, un-pasted source image.
 
     Args:
         max_cached_images: size of the per-worker cache of source images.
