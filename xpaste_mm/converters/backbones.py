@@ -37,6 +37,15 @@ def unwrap_state_dict(checkpoint: Mapping) -> tuple[OrderedDict, str]:
     return to_tensor_dict(checkpoint), '<top level>'
 
 
+def _read_weights(checkpoint: Mapping) -> tuple[OrderedDict, ConversionReport]:
+    """The checkpoint's weights without a ``module.`` prefix, and a report noting where they were."""
+    report = ConversionReport()
+    weights, where = unwrap_state_dict(checkpoint)
+    weights, stripped = strip_prefix(weights)
+    report.notes.append(f'weights read from {where}' + (', "module." stripped' if stripped else ''))
+    return weights, report
+
+
 def build_backbone_state(cfg: dict) -> dict[str, torch.Tensor]:
     """``backbone.``-prefixed state dict of a freshly built mmdet backbone (shapes for checking)."""
     from mmdet.registry import MODELS
@@ -49,10 +58,7 @@ def build_backbone_state(cfg: dict) -> dict[str, torch.Tensor]:
 def convert_miil_resnet50(checkpoint: Mapping, target: Mapping[str, torch.Tensor]
                           ) -> tuple[OrderedDict, ConversionReport]:
     """Map a timm-layout ResNet-50 checkpoint onto ``target`` (an mmdet ResNet state dict)."""
-    report = ConversionReport()
-    weights, where = unwrap_state_dict(checkpoint)
-    weights, stripped = strip_prefix(weights)
-    report.notes.append(f'weights read from {where}' + (', "module." stripped' if stripped else ''))
+    weights, report = _read_weights(checkpoint)
     converted = OrderedDict()
     for key, value in weights.items():
         if key.startswith(('fc.', 'head.fc.')):
@@ -71,10 +77,7 @@ def convert_official_swin(checkpoint: Mapping, target: Mapping[str, torch.Tensor
     """Map an official Swin-Transformer checkpoint onto ``target`` (an mmdet Swin state dict)."""
     from mmdet.models.backbones.swin import swin_converter
 
-    report = ConversionReport()
-    weights, where = unwrap_state_dict(checkpoint)
-    weights, stripped = strip_prefix(weights)
-    report.notes.append(f'weights read from {where}' + (', "module." stripped' if stripped else ''))
+    weights, report = _read_weights(checkpoint)
     kept = OrderedDict()
     for key, value in weights.items():
         if key.startswith('head.'):
