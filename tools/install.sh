@@ -55,27 +55,29 @@ fi
 WHEEL_DIR="${CACHE_ROOT}/wheels/mmcv-${MMCV_VERSION}_torch-${TORCH_VERSION}_${OPS_TAG}_${PY_TAG}"
 
 # ---- 2. mmcv with compiled ops ----------------------------------------------------------
-mmcv_ok() {  # the right version, its compiled extension loads, and CUDA ops when they are wanted
-  "$PYTHON" - "$MMCV_VERSION" "$BUILD_CUDA" <<'PY' >/dev/null 2>&1
-import sys
-import mmcv
-from mmcv.ops import get_compiling_cuda_version  # fails when the compiled extension is missing/broken
-cuda_ok = sys.argv[2] != '1' or get_compiling_cuda_version() != 'not available'
-sys.exit(0 if mmcv.__version__ == sys.argv[1] and cuda_ok else 1)
-PY
-}
-if mmcv_ok; then
+# mmcv's runtime dependencies first (mmengine included): mmcv.ops imports them, so mmcv cannot be
+# verified before they are installed. The wheel itself is installed with --no-deps.
+say "installing mmcv's runtime dependencies (mmengine, addict, opencv, pyyaml, yapf)"
+"${PIP[@]}" -q "mmengine>=0.10.4,<0.11" addict "opencv-python-headless>=4.8" pyyaml yapf packaging \
+  "pillow>=10" "numpy>=1.24,<3" || die "could not install mmcv's runtime dependencies"
+CHECK=("$PYTHON" "${REPO_ROOT}/tools/check_install.py" --mmcv-version "$MMCV_VERSION" --wheel-dir "$WHEEL_DIR")
+[ "$BUILD_CUDA" = 1 ] && CHECK+=(--need-cuda-ops)
+set +e; "${CHECK[@]}" --mmcv-only --quiet 2>/dev/null; mmcv_rc=$?; set -e
+if [ "$mmcv_rc" = 0 ]; then
   say "mmcv ${MMCV_VERSION} with compiled ops already works"
+elif [ "$mmcv_rc" != 3 ]; then
+  "${CHECK[@]}" --mmcv-only || true   # prints the exception and the diagnosis
+  die "mmcv ${MMCV_VERSION} is installed but cannot be used (see the diagnosis above)"
 else
-  "${PIP[@]}" "setuptools>=64,<81" wheel ninja packaging >/dev/null \
+  "${PIP[@]}" -q "setuptools>=64,<81" wheel ninja packaging \
     || die "could not install build tools (setuptools<81, wheel, ninja)"
   cached=$(ls "$WHEEL_DIR"/mmcv-*.whl 2>/dev/null | head -n 1 || true)
   if [ -z "$cached" ]; then
     say "building mmcv ${MMCV_VERSION} from source against torch ${TORCH_VERSION} (${OPS_TAG}); ~10 min on 2 cores"
     work=$(mktemp -d)
     trap 'rm -rf "$work"' EXIT
-    "$PYTHON" -m pip download --no-deps --no-binary :all: "mmcv==${MMCV_VERSION}" -d "$work" >/dev/null \
-      || die "could not download the mmcv ${MMCV_VERSION} source distribution"
+    "$PYTHON" -m pip download --no-deps --no-binary :all: --no-build-isolation "mmcv==${MMCV_VERSION}" \
+      -d "$work" >/dev/null || die "could not download the mmcv ${MMCV_VERSION} source distribution"
     tar -xzf "$work"/mmcv-"${MMCV_VERSION}".tar.gz -C "$work"
     src="$work/mmcv-${MMCV_VERSION}"
     # Recent torch headers need C++20 while mmcv 2.1.0 hard-codes -std=c++14/c++17; c++20 also
@@ -86,17 +88,17 @@ else
     [ "$BUILD_CUDA" = 1 ] && export FORCE_CUDA=1
     (cd "$src" && "$PYTHON" -m pip wheel --no-build-isolation --no-deps --no-cache-dir -w "$work/dist" .) \
       || die "building mmcv ${MMCV_VERSION} failed (see the compiler output above)"
-    mv "$work"/dist/mmcv-*.whl "$WHEEL_DIR"/
-    cached=$(ls "$WHEEL_DIR"/mmcv-*.whl | head -n 1)
+    # Atomic publish: a killed build never leaves a half-written wheel in the cache.
+    built=$(ls "$work"/dist/mmcv-*.whl | head -n 1)
+    cp "$built" "$WHEEL_DIR/.partial.whl" && mv "$WHEEL_DIR/.partial.whl" "$WHEEL_DIR/$(basename "$built")"
+    cached="$WHEEL_DIR/$(basename "$built")"
     say "cached $(basename "$cached") in $WHEEL_DIR"
   else
     say "using cached wheel $cached"
   fi
-  "${PIP[@]}" --no-deps --force-reinstall --no-cache-dir "$cached" || die "could not install $cached"
-  # mmcv's runtime dependencies (its wheel was installed with --no-deps).
-  "${PIP[@]}" addict "opencv-python-headless" pyyaml yapf packaging pillow >/dev/null \
-    || die "could not install mmcv's runtime dependencies"
-  mmcv_ok || die "mmcv ${MMCV_VERSION} installed but 'from mmcv.ops import nms' fails: the cached wheel may be stale; delete $WHEEL_DIR and rerun"
+  "${PIP[@]}" -q --no-deps --force-reinstall --no-cache-dir "$cached" || die "could not install $cached"
+  "${CHECK[@]}" --mmcv-only || die "mmcv ${MMCV_VERSION} was installed from $cached but does not work (see the diagnosis above)"
+  say "mmcv ${MMCV_VERSION} with compiled ops works"
 fi
 
 # ---- 3. the rest of the stack and this project -------------------------------------------
@@ -104,24 +106,6 @@ say "installing mmdet 3.3.0, mmengine, evaluation, pool-building and test depend
 "${PIP[@]}" -q -e "${REPO_ROOT}[all,dev]" || die "pip could not install xpaste-mm and its dependencies"
 
 # ---- 4. verify --------------------------------------------------------------------------
-"$PYTHON" - <<'PY' || die "verification failed (see the traceback above)"
-import torch
-import mmcv
-import mmdet
-import mmengine
-from mmcv.ops import RoIAlign, nms
-
-boxes = torch.tensor([[0., 0., 10., 10.], [1., 1., 10., 10.], [20., 20., 30., 30.]])
-scores = torch.tensor([0.9, 0.8, 0.7])
-_, keep = nms(boxes, scores, iou_threshold=0.5)
-assert keep.tolist() == [0, 2], keep
-feats = torch.arange(64, dtype=torch.float32).view(1, 1, 8, 8)
-rois = torch.tensor([[0., 0., 0., 4., 4.]])
-out = RoIAlign((2, 2), spatial_scale=1.0, sampling_ratio=2, aligned=True)(feats, rois)
-assert out.shape == (1, 1, 2, 2), out.shape
-import xpaste_mm  # noqa: F401  (registers the plugin)
-print(f'[install] OK: torch {torch.__version__}, mmcv {mmcv.__version__} (ops), '
-      f'mmengine {mmengine.__version__}, mmdet {mmdet.__version__}, '
-      f'cuda available: {torch.cuda.is_available()}')
-PY
+"$PYTHON" "${REPO_ROOT}/tools/check_install.py" --mmcv-version "$MMCV_VERSION" --wheel-dir "$WHEEL_DIR" \
+  | sed 's/^\[check\]/[install]/' || die "verification failed (see the diagnosis above)"
 say "done in $(( $(date +%s) - started )) s"
