@@ -58,3 +58,19 @@ def test_mmdet_own_train_tool_runs_our_config(tmp_path, synthetic_lvis, repo_roo
                 'val_dataloader=None', 'val_evaluator=None'], tmp_path, repo_root)
     assert 'loss_cls_stage0' in log
     assert (tmp_path / 'work' / 'iter_2.pth').is_file()
+
+
+def test_bad_checkpoint_fails_before_anything_is_written(tmp_path, repo_root):
+    """A missing checkpoint (or --resume path) exits 2 with its name, and a mistyped --work-dir stays
+    uncreated (the runner, which makes <work_dir>/logs, is never built)."""
+    env = dict(os.environ, PYTHONPATH=str(repo_root))
+    config = str(repo_root / CONFIG)
+    for tool, extra in (('test.py', [str(tmp_path / 'missing.pth')]),
+                        ('train.py', ['--resume', str(tmp_path / 'missing.pth')])):
+        work = tmp_path / f'typo_{tool}'
+        proc = subprocess.run([sys.executable, str(repo_root / 'tools' / tool), config, *extra,
+                               '--work-dir', str(work)], cwd=tmp_path, env=env, capture_output=True,
+                              text=True, timeout=120)
+        assert proc.returncode == 2, proc.stderr[-2000:]
+        assert 'missing.pth' in proc.stderr and 'does not exist' in proc.stderr
+        assert not work.exists()

@@ -66,7 +66,8 @@ def check_mmcv(version: str, need_cuda_ops: bool) -> None:
     if keep.tolist() != [0, 2]:
         raise RuntimeError(f'mmcv.ops.nms kept {keep.tolist()}, expected [0, 2]')
     feats = torch.arange(64, dtype=torch.float32).view(1, 1, 8, 8)
-    out = RoIAlign((2, 2), spatial_scale=1.0, sampling_ratio=2, aligned=True)(feats, torch.tensor([[0., 0, 0, 4, 4]]))
+    roi_align = RoIAlign((2, 2), spatial_scale=1.0, sampling_ratio=2, aligned=True)
+    out = roi_align(feats, torch.tensor([[0., 0., 0., 4., 4.]]))
     if tuple(out.shape) != (1, 1, 2, 2):
         raise RuntimeError(f'mmcv.ops.RoIAlign returned shape {tuple(out.shape)}, expected (1, 1, 2, 2)')
     if need_cuda_ops and get_compiling_cuda_version() == 'not available':
@@ -78,9 +79,9 @@ def check_stack() -> str:
     import mmdet
     import mmengine
     import torch
+    from mmdet.registry import MODELS
 
     import xpaste_mm  # noqa: F401  (registers the plugin)
-    from mmdet.registry import MODELS
     if MODELS.get('CenterNet2') is None:
         raise RuntimeError("import xpaste_mm did not register 'CenterNet2' in mmdet's MODELS registry")
     import mmcv

@@ -8,7 +8,7 @@ A thin wrapper over MMDetection's DetInferencer, so its arguments mean the same.
 """
 import argparse
 
-from xpaste_mm.engine.inference import run_image_demo
+from xpaste_mm.apis.inference import run_image_demo
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -11,7 +11,7 @@ LVIS metrics and drawn predictions under --out-dir, and links them from OUT_DIR/
 import argparse
 from pathlib import Path
 
-from xpaste_mm.engine.demo_pipeline import DemoOptions, run_demo
+from pipeline_demo import DemoOptions, run_demo
 
 
 def parse_args(argv=None) -> DemoOptions:
@@ -22,6 +22,8 @@ def parse_args(argv=None) -> DemoOptions:
     parser.add_argument('--iters', type=int, help='training iterations (default 600, quick 12)')
     parser.add_argument('--num-train', type=int, help='synthetic training images')
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--threads', type=int, help='torch/OpenMP threads per process (default: half the '
+                                                    'usable cores, at most 4; 1 on a 2-core machine)')
     parser.add_argument('--clip-model', help='open_clip model name or local folder (default: tiny local)')
     parser.add_argument('--clip-pretrained', help='open_clip pretrained tag, e.g. openai')
     parser.add_argument('--segmenter', action='append', dest='segmenters',
@@ -34,6 +36,8 @@ def parse_args(argv=None) -> DemoOptions:
                      clip_pretrained=args.clip_pretrained, sd_model=args.sd_model, sd_steps=args.sd_steps)
     if args.segmenters:
         overrides['segmenters'] = tuple(args.segmenters)
+    if args.threads is not None:
+        overrides['threads'] = args.threads
     if args.iters is not None:
         overrides['train_iters'] = args.iters
     if args.num_train is not None:

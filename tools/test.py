@@ -2,7 +2,7 @@
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out results.pkl] [--show-dir DIR]
 """
-from xpaste_mm.engine.launch import test
+from xpaste_mm.apis.launch import test
 
 if __name__ == '__main__':
     test()

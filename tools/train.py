@@ -2,7 +2,7 @@
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT]] [--amp] [--cfg-options k=v ...]
 """
-from xpaste_mm.engine.launch import train
+from xpaste_mm.apis.launch import train
 
 if __name__ == '__main__':
     train()

@@ -1,4 +1,7 @@
-"""The whole X-Paste pipeline, offline, on an embedded default (``tools/run_pipeline.py``).
+"""The whole X-Paste pipeline, offline, on an embedded default: the driver behind ``tools/run_pipeline.py``.
+
+It lives in ``tools/`` (not in the library) because it drives both packages, ``xpaste_mm`` and
+``pool_builder``, and the repository's own tools as subprocesses.
 
 1. synthetic LVIS v1 train/val data (:func:`~xpaste_mm.datasets.make_synthetic_lvis`);
 2. pool source images: synthetic objects of every category on plain/textured backgrounds (standing in
@@ -17,20 +20,32 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..utils.io import atomic_write_text
+from xpaste_mm.utils.io import atomic_write_text
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 DEMO_CONFIG = REPO_ROOT / 'configs/xpaste/centernet2_r18-tiny_fpn_600i_synthetic-lvis-xpaste.py'
 DATA_DIR = 'data/synthetic_lvis'
 POOL_WORK_DIR = 'data/xpaste_pool_synthetic'
 METRIC_KEYS = ('bbox_AP', 'bbox_APr', 'bbox_APc', 'bbox_APf', 'segm_AP', 'segm_APr', 'segm_APc',
                'segm_APf')
+
+
+def default_threads() -> int:
+    """torch/OpenMP threads per process: half the usable cores, at most 4 (1 on a 2-core machine).
+
+    The tiny demo models gain little from more threads and, on a busy machine, OpenMP threads that
+    spin-wait for descheduled peers make every iteration several times slower.
+    """
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
+    return max(1, min(4, usable // 2))
 
 
 @dataclass
@@ -51,6 +66,8 @@ class DemoOptions:
     sd_model: str | None = None            # hub id or local path: generate pool images instead
     sd_steps: int = 50
     num_previews: int = 6
+    threads: int = field(default_factory=default_threads)  # torch/OpenMP threads per process
+    log_interval: int = 10                 # training iterations between console lines
     timings: dict[str, float] = field(default_factory=dict)
 
     @classmethod
@@ -65,6 +82,7 @@ def run_demo(options: DemoOptions) -> Path:
     """Run every step; returns the path of ``summary.md``."""
     out = Path(options.out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
+    _pin_threads(options.threads)
     steps = (('data', _make_data), ('pool', _build_pool), ('previews', _paste_previews),
              ('train', _train), ('evaluate', _evaluate))
     results: dict = {}
@@ -80,9 +98,17 @@ def run_demo(options: DemoOptions) -> Path:
     return summary
 
 
+def _pin_threads(threads: int) -> None:
+    """The in-process stages (pool building) use ``threads`` torch/OpenMP/OpenCV threads."""
+    import cv2
+    import torch
+    torch.set_num_threads(threads)
+    cv2.setNumThreads(threads)
+
+
 # ----------------------------------------------------------------------------------------- steps
 def _make_data(options: DemoOptions, out: Path, results: dict):
-    from ..datasets import make_synthetic_lvis
+    from xpaste_mm.datasets import make_synthetic_lvis
     return make_synthetic_lvis(out / DATA_DIR, num_train=options.num_train, num_val=options.num_val,
                                num_categories=options.num_categories, seed=options.seed)
 
@@ -117,8 +143,7 @@ def _build_pool(options: DemoOptions, out: Path, results: dict):
     from pool_builder.pipeline import run_pipeline
     from pool_builder.sharding import Shard
     from pool_builder.vocabulary import load_vocabulary
-
-    from ..datasets.synthetic_lvis import render_object_images
+    from xpaste_mm.datasets.synthetic_lvis import render_object_images
 
     data = results['data']
     if options.sd_model is None:
@@ -129,19 +154,76 @@ def _build_pool(options: DemoOptions, out: Path, results: dict):
     return summaries
 
 
-def _run_tool(args: list[str], out: Path, log_name: str, device: str) -> str:
-    """Run a repository tool with the demo folder as working directory; its output goes to a log.
+# mmengine's console lines worth echoing: training/testing iterations (with loss and ETA) and errors.
+_PROGRESS_LINE = re.compile(r'(Iter|Epoch)\((train|val|test)\)|Traceback|Error')
+_BRIEF_FIELDS = re.compile(r'(?:Iter|Epoch)\(\w+\)\s*\[\s*\d+/\d+\]'
+                           r'|\b(?:eta|time|loss|lvis/bbox_AP|lvis/segm_AP):\s*\S+')
+HEARTBEAT_S = 20.0
+
+
+def _brief(line: str) -> str:
+    """The iteration, ETA, time per iteration and total loss (or AP) of an mmengine log line."""
+    fields = _BRIEF_FIELDS.findall(line)
+    return '  '.join(fields) if fields else line.strip().split(' - ')[-1][:200]
+
+
+def _tool_env(options: DemoOptions) -> dict[str, str]:
+    """The environment of the tool subprocesses: this checkout first, pinned threads, no GPU on 'cpu'.
 
     mmengine's runner takes the GPU whenever one is visible, so ``device='cpu'`` hides the GPUs.
     """
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO_ROOT), os.environ.get('PYTHONPATH', '')]))
-    if device == 'cpu':
+    threads = str(options.threads)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO_ROOT), os.environ.get('PYTHONPATH', '')]),
+               OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads, PYTHONUNBUFFERED='1')
+    if options.device == 'cpu':
         env['CUDA_VISIBLE_DEVICES'] = ''
+    return env
+
+
+def _run_tool(args: list[str], out: Path, log_name: str, options: DemoOptions) -> str:
+    """Run a repository tool with the demo folder as working directory.
+
+    Its whole output goes to ``out/logs/<log_name>``; iteration lines (iteration, loss, ETA) are echoed
+    to the console as they come, and a heartbeat repeats the latest one at least every
+    ``HEARTBEAT_S`` seconds, so a slow machine is never mistaken for a hang.
+    """
     log_path = out / 'logs' / log_name
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    tool = Path(args[0]).name
+    started = time.monotonic()
+    state = dict(last_line='started', last_print=started)
+    lock = threading.Lock()
+
+    def heartbeat(stop: threading.Event) -> None:
+        while not stop.wait(1.0):
+            with lock:
+                now = time.monotonic()
+                if now - state['last_print'] >= HEARTBEAT_S:
+                    elapsed = now - started
+                    print(f'[demo]   {tool}: still running ({elapsed:.0f} s); last: {state["last_line"]}',
+                          flush=True)
+                    state['last_print'] = now
+
+    stop = threading.Event()
+    beat = threading.Thread(target=heartbeat, args=(stop,), daemon=True)
     with open(log_path, 'w', encoding='utf-8') as log:
-        proc = subprocess.run([sys.executable, *args], cwd=out, env=env, stdout=log,
-                              stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.Popen([sys.executable, *args], cwd=out, env=_tool_env(options),
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+        beat.start()
+        try:
+            for line in proc.stdout:
+                log.write(line)
+                if _PROGRESS_LINE.search(line):
+                    brief = _brief(line)
+                    with lock:
+                        print(f'[demo]   {tool}: {brief}', flush=True)
+                        state.update(last_line=brief, last_print=time.monotonic())
+            proc.wait()
+        finally:
+            stop.set()
+            beat.join()
+            if proc.poll() is None:
+                proc.kill()
     text = log_path.read_text(encoding='utf-8')
     if proc.returncode != 0:
         raise RuntimeError(f'{" ".join(args[:2])} failed (exit {proc.returncode}); see {log_path}:\n'
@@ -153,7 +235,7 @@ def _paste_previews(options: DemoOptions, out: Path, results: dict) -> list[Path
     folder = out / 'paste_previews'
     _run_tool([str(REPO_ROOT / 'tools/analysis_tools/browse_dataset.py'), str(DEMO_CONFIG),
                '--output-dir', str(folder), '--num', str(options.num_previews), '--seed',
-               str(options.seed)], out, 'browse_dataset.log', options.device)
+               str(options.seed)], out, 'browse_dataset.log', options)
     return sorted(folder.glob('*.png'))
 
 
@@ -166,14 +248,16 @@ def _train(options: DemoOptions, out: Path, results: dict) -> Path:
                'val_evaluator=None',
                f'default_hooks.checkpoint.interval={iters}', f'param_scheduler.1.T_max={iters}',
                f'param_scheduler.1.end={iters}', f'param_scheduler.0.end={max(1, iters // 10)}',
-               f'randomness.seed={options.seed}'], out, 'train.log', options.device)
+               f'randomness.seed={options.seed}',
+               f'default_hooks.logger.interval={options.log_interval}',
+               f'log_processor.window_size={options.log_interval}'], out, 'train.log', options)
     return work / f'iter_{iters}.pth'
 
 
 def _evaluate(options: DemoOptions, out: Path, results: dict) -> dict:
     work = out / 'eval'
     _run_tool([str(REPO_ROOT / 'tools/test.py'), str(DEMO_CONFIG), str(results['train']),
-               '--work-dir', str(work), '--show-dir', 'predictions'], out, 'test.log', options.device)
+               '--work-dir', str(work), '--show-dir', 'predictions'], out, 'test.log', options)
     metrics_file = max(work.glob('*/*.json'), key=lambda p: p.stat().st_mtime)
     metrics = json.loads(metrics_file.read_text())
     predictions = sorted(work.glob('*/predictions/*'))

@@ -1,1 +1,0 @@
-"""Training/testing entry points and hooks."""
