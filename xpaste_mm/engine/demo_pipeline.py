@@ -118,7 +118,7 @@ def _build_pool(options: DemoOptions, out: Path, results: dict):
     from pool_builder.sharding import Shard
     from pool_builder.vocabulary import load_vocabulary
 
-    from ..datasets.synthetic_lvis import render_object_images
+    from ..testing import render_object_images
 
     data = results['data']
     if options.sd_model is None:

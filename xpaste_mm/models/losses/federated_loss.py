@@ -9,20 +9,21 @@ import torch.nn.functional as F
 from mmdet.registry import MODELS
 from torch import Tensor, nn
 
-from ...datasets.category_stats import load_image_counts
+from ...categories import in_label_order, load_image_counts
 
 
 def load_federated_weights(stats_file: str | os.PathLike, num_classes: int, power: float = 0.5) -> Tensor:
     """Per-label sampling weights ``image_count ** power`` (float32, shape (num_classes,)).
 
-    Label ``i`` is the ``i``-th category id in ascending order, the label order of mmdet's LVIS/COCO
-    datasets. The file is anything :func:`load_image_counts` reads.
+    Label ``i`` is the ``i``-th category id in ascending order (:mod:`xpaste_mm.categories`), the label
+    order of mmdet's LVIS/COCO datasets. The file is anything
+    :func:`~xpaste_mm.categories.load_image_counts` reads.
     """
     counts = load_image_counts(stats_file)
     if len(counts) != num_classes:
         raise ValueError(f'{stats_file}: has image counts for {len(counts)} categories, but the classifier '
                          f'has num_classes={num_classes}; use the statistics of the training annotations')
-    ordered = torch.tensor([counts[cat_id] for cat_id in sorted(counts)], dtype=torch.float64)
+    ordered = torch.tensor(in_label_order(counts), dtype=torch.float64)
     return ordered.clamp(min=0).pow(power).float()
 
 
