@@ -57,11 +57,15 @@ class XPasteCopyPaste(BaseTransform):
 
     Required keys: ``img`` (BGR uint8 ``(H, W, 3)``); optional ``gt_bboxes`` (x1y1x2y2 pixels),
     ``gt_bboxes_labels``, ``gt_masks`` (``BitmapMasks`` or ``PolygonMasks``, required when there are
-    boxes), ``gt_ignore_flags``, ``gt_is_pasted``. Modified keys: ``img``, ``gt_bboxes``,
-    ``gt_bboxes_labels``, ``gt_masks`` (``BitmapMasks`` whenever something was pasted),
-    ``gt_ignore_flags``. Added key: ``gt_is_pasted`` (bool per instance, ``True`` for pool
-    instances). When anything is pasted, every box becomes tight to its mask (as in X-Paste) and
-    instances left with an empty mask are dropped.
+    boxes), ``gt_ignore_flags``, ``gt_is_pasted``.
+
+    Modified keys: ``img``, ``img_shape`` (same size), ``gt_bboxes``, ``gt_bboxes_labels``,
+    ``gt_masks`` (``BitmapMasks`` whenever something was pasted), ``gt_ignore_flags``.
+
+    Added keys: ``gt_is_pasted`` (bool per instance, ``True`` for pool instances).
+
+    When anything is pasted, every box becomes tight to its mask (as in X-Paste) and instances left
+    with an empty mask are dropped.
 
     Args:
         pool_file: our ``pool_index.npz`` or an X-Paste pool ``.json`` (``{"<label>": ["*<path>"]}``).

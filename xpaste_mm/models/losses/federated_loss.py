@@ -58,6 +58,16 @@ class FederatedSigmoidCELoss(nn.Module):
     ``lvis_v1_train_cat_info.json`` or an LVIS annotation file). It is read at the first loss call, so a
     model builds for inference without the training statistics. ``use_fed_loss=False`` trains every
     classifier on every RoI.
+
+    Args:
+        num_classes (int): foreground classes ``C``; the stats file must list exactly ``C`` categories.
+        stats_file (str, optional): per-category image counts (see above); required with
+            ``use_fed_loss``.
+        use_fed_loss (bool): train only the federated subset of classifiers. Defaults to True.
+        num_sample_cats (int): size of the subset: the classes present plus classes drawn with
+            probability ``image_count ** freq_weight_power``. Defaults to 50.
+        freq_weight_power (float): exponent of the image counts. Defaults to 0.5.
+        loss_weight (float): multiplier of the loss. Defaults to 1.0.
     """
 
     def __init__(self, num_classes: int, stats_file: str | None = None, use_fed_loss: bool = True,
