@@ -25,8 +25,8 @@ def test_images_and_batches_are_deterministic_and_well_formed():
     again, _ = photo_with_object_mask(np.random.default_rng(3), 64)
     assert image.shape == (64, 64, 3) and image.dtype == np.uint8 and mask.shape == (64, 64)
     assert np.array_equal(image, again) and 0 < (mask > 128).mean() < 1
-    results = paste_destination(0, 3, size=64, num_classes=5)
-    assert results['img'].shape == (64, 64, 3) and len(results['gt_masks']) == 3
+    results = paste_destination(0, 3, size=128, num_classes=5)
+    assert results['img'].shape == (128, 128, 3) and len(results['gt_masks']) == 3
     assert results['gt_bboxes_labels'].max() < 5 and results['gt_ignore_flags'].tolist() == [False] * 3
     batch = random_detection_batch(batch_size=2, size=32, num_objects=3, num_classes=4, seed=1)
     assert len(batch['inputs']) == 2 and tuple(batch['inputs'][0].shape) == (3, 32, 32)
