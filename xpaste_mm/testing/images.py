@@ -66,8 +66,9 @@ def photo_with_object_mask(rng: np.random.Generator, size: int) -> tuple[np.ndar
 
 def paste_destination(seed: int, num_instances: int, size: int = 640, num_classes: int = 1203) -> dict:
     """Pipeline results of a random ``size`` x ``size`` image (``size`` > 100) with ``num_instances``
-    elliptic instances (centres 50 px or more from the border, half-axes 20-160 px): ``img`` (BGR), ``img_shape``, ``gt_bboxes`` (x1y1x2y2, tight to the masks),
-    ``gt_bboxes_labels`` (in ``[0, num_classes)``), ``gt_ignore_flags`` and ``gt_masks`` (``BitmapMasks``)."""
+    elliptic instances (centres 50 px or more from the border, half-axes 20-160 px): ``img`` (BGR),
+    ``img_shape``, ``gt_bboxes`` (x1y1x2y2, tight to the masks), ``gt_bboxes_labels`` (in
+    ``[0, num_classes)``), ``gt_ignore_flags`` and ``gt_masks`` (``BitmapMasks``)."""
     from mmdet.structures.mask import BitmapMasks
 
     rng = np.random.default_rng(seed)
