@@ -9,7 +9,6 @@ X-Paste keys its pool JSON.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import unicodedata
@@ -17,6 +16,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from xpaste_mm.categories import CategoryError, read_category_list
 from xpaste_mm.utils.io import atomic_write_json
 
 from .errors import VocabularyError
@@ -187,30 +187,10 @@ def _folder_key(name: str) -> str:
 def load_vocabulary(path: str | os.PathLike) -> Vocabulary:
     """Read a vocabulary from an LVIS/COCO annotation JSON, a JSON list (category dicts or names),
     a recorded ``vocabulary.json``, or a text file with one category name per line (ids 1..N in
-    line order; blank lines and lines starting with ``#`` are skipped)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f'category file {path} does not exist')
-    text = path.read_text(encoding='utf-8')
-    if path.suffix.lower() == '.json':
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise VocabularyError(f'{path}: not valid JSON ({exc})') from exc
-        if isinstance(data, dict):
-            if 'categories' not in data:
-                raise VocabularyError(f'{path}: a JSON object needs a "categories" list (LVIS/COCO '
-                                      'annotation format)')
-            data = data['categories']
-        if not isinstance(data, list):
-            raise VocabularyError(f'{path}: expected a list of categories')
-        if data and all(isinstance(x, str) for x in data):
-            data = [dict(id=i + 1, name=n) for i, n in enumerate(data)]
-        return Vocabulary.from_entries(data, source=str(path))
-    names = [line.strip() for line in text.splitlines()]
-    names = [n for n in names if n and not n.startswith('#')]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise VocabularyError(f'{path}: duplicate category names {duplicates}')
-    return Vocabulary.from_entries([dict(id=i + 1, name=n) for i, n in enumerate(names)],
-                                   source=str(path))
+    line order; blank lines and lines starting with ``#`` are skipped). Reading and the id checks
+    are :func:`xpaste_mm.categories.read_category_list`'s."""
+    try:
+        entries = read_category_list(path)
+    except CategoryError as exc:
+        raise VocabularyError(str(exc)) from exc
+    return Vocabulary.from_entries(entries, source=str(Path(path)))

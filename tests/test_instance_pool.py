@@ -8,7 +8,8 @@ import pytest
 
 from xpaste_mm.datasets import InstancePool, PoolFormatError, PoolIndex
 from xpaste_mm.datasets import instance_pool as instance_pool_module
-from xpaste_mm.datasets.instance_pool import CropCache, make_synthetic_pool, read_dataset_categories
+from xpaste_mm.datasets.instance_pool import CropCache
+from xpaste_mm.testing import make_synthetic_pool
 
 
 @pytest.fixture(scope='module')
@@ -167,17 +168,3 @@ def test_pickled_pool_remaps_the_index_and_samples_identically(pool_file):
     np.testing.assert_array_equal(pool.sample(np.random.default_rng(5), 50),
                                   clone.sample(np.random.default_rng(5), 50))
     np.testing.assert_array_equal(clone.read_crop(3), pool.read_crop(3))
-
-
-def test_read_dataset_categories_matches_json(tmp_path):
-    categories = [dict(id=i, name=f'n"{i}"', frequency='rcf'[i % 3]) for i in (1, 5, 90)]
-    data = dict(info={'note': 'categories'}, images=[dict(id=1, categories=[1])],
-                annotations=[dict(id=1, image_id=1, category_id=5)], categories=categories)
-    path = tmp_path / 'ann.json'
-    path.write_text(json.dumps(data))
-    assert read_dataset_categories(path) == categories
-    path.write_text(json.dumps(dict(categories=categories, images=[], annotations=[])))
-    assert read_dataset_categories(path) == categories
-    path.write_text(json.dumps(dict(images=[])))
-    with pytest.raises(ValueError, match='no top-level "categories"'):
-        read_dataset_categories(path)

@@ -11,9 +11,9 @@ from mmdet.structures.bbox import HorizontalBoxes
 from mmdet.structures.mask import BitmapMasks, PolygonMasks
 
 from xpaste_mm.datasets import instance_pool as instance_pool_module
-from xpaste_mm.datasets.instance_pool import make_synthetic_pool
 from xpaste_mm.datasets.transforms import InstanceLayers, PreparedInstance, XPasteCopyPaste
 from xpaste_mm.datasets.transforms.instance_aug import target_sizes
+from xpaste_mm.testing import make_synthetic_pool
 
 CATEGORY_IDS = [1, 2, 3, 4, 6]  # the dataset; the pool has no crop of category 6
 HYPOTHESIS = settings(max_examples=80, deadline=None, derandomize=True,

@@ -13,8 +13,8 @@ from mmengine.dataset import worker_init_fn
 from torch.utils.data import DataLoader, Dataset
 
 from xpaste_mm.datasets import compute_category_stats, save_category_stats
-from xpaste_mm.datasets.instance_pool import make_synthetic_pool
 from xpaste_mm.datasets.transforms import CachedCopyPaste, PackXPasteInputs, XPasteCopyPaste
+from xpaste_mm.testing import make_synthetic_pool
 
 
 @pytest.fixture(scope='module')

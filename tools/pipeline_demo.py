@@ -143,7 +143,7 @@ def _build_pool(options: DemoOptions, out: Path, results: dict):
     from pool_builder.pipeline import run_pipeline
     from pool_builder.sharding import Shard
     from pool_builder.vocabulary import load_vocabulary
-    from xpaste_mm.datasets.synthetic_lvis import render_object_images
+    from xpaste_mm.testing import render_object_images
 
     data = results['data']
     if options.sd_model is None:

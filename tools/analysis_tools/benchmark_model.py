@@ -20,23 +20,19 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import psutil
 import torch
 from mmdet.registry import MODELS
-from mmdet.structures import DetDataSample
-from mmdet.structures.mask import BitmapMasks
 from mmdet.utils import register_all_modules
 from mmengine.config import Config, ConfigDict
-from mmengine.structures import InstanceData
 
 import xpaste_mm  # noqa: F401  (registers the model)
+from xpaste_mm.testing import random_detection_batch, write_synthetic_image_counts
 
 DEFAULT_CONFIG = 'configs/xpaste/centernet2_r50-in21k_fpn_8xb8-90k_lvis-v1.py'
 
@@ -90,39 +86,9 @@ class PeakMemory:
             self._thread.join()
 
 
-def write_synthetic_counts(path: Path, num_classes: int, seed: int = 0) -> Path:
-    """Long-tailed per-category image counts (log-uniform 1..10,000) in X-Paste's cat_info format."""
-    counts = np.exp(np.random.default_rng(seed).uniform(0, np.log(10000), num_classes)).astype(int)
-    path.write_text(json.dumps([{'id': i + 1, 'image_count': int(c)} for i, c in enumerate(counts)]))
-    return path
-
-
 def set_stats_file(model_cfg: dict, stats_file: str) -> None:
     for head in model_cfg['roi_head']['bbox_head']:
         head['loss_cls']['stats_file'] = stats_file
-
-
-def make_batch(args: argparse.Namespace, num_classes: int, seed: int) -> dict:
-    """Random uint8 images with random boxes, labels and box-shaped masks (x1y1x2y2 pixels)."""
-    rng = np.random.default_rng(seed)
-    size = args.size
-    inputs, samples = [], []
-    for _ in range(args.batch_size):
-        inputs.append(torch.from_numpy(rng.integers(0, 256, (3, size, size), dtype=np.uint8)))
-        wh = rng.uniform(0.03, 0.6, (args.num_objects, 2)) * size
-        xy = rng.uniform(0, 1, (args.num_objects, 2)) * (size - wh)
-        boxes = np.concatenate([xy, xy + wh], axis=1).astype(np.float32)
-        masks = np.zeros((args.num_objects, size, size), np.uint8)
-        for i, (x1, y1, x2, y2) in enumerate(boxes.astype(int)):
-            masks[i, y1:y2, x1:x2] = 1
-        sample = DetDataSample(metainfo=dict(img_shape=(size, size), ori_shape=(size, size),
-                                             scale_factor=(1.0, 1.0)))
-        sample.gt_instances = InstanceData(bboxes=torch.from_numpy(boxes),
-                                           labels=torch.from_numpy(rng.integers(0, num_classes,
-                                                                                args.num_objects)),
-                                           masks=BitmapMasks(masks, size, size))
-        samples.append(sample)
-    return dict(inputs=inputs, data_samples=samples)
 
 
 def timed(fn, device: torch.device, warmup: int, iters: int) -> tuple[float, int]:
@@ -151,13 +117,15 @@ def main() -> None:
     model_cfg = cfg.model.to_dict()
     num_classes = model_cfg['roi_head']['bbox_head'][0]['num_classes']
     with tempfile.TemporaryDirectory() as tmp:
-        stats = args.cat_info or str(write_synthetic_counts(Path(tmp) / 'cat_info.json', num_classes))
+        stats = args.cat_info or str(write_synthetic_image_counts(Path(tmp) / 'cat_info.json',
+                                                                  num_classes))
         set_stats_file(model_cfg, stats)
         model_cfg['backbone']['init_cfg'] = None  # random weights: timing does not depend on them
         torch.manual_seed(0)
         model = MODELS.build(ConfigDict(model_cfg)).to(device)
         model.init_weights()
-        batch = make_batch(args, num_classes, seed=0)
+        batch = random_detection_batch(args.batch_size, args.size, args.num_objects, num_classes,
+                                       seed=0)
         optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4,
                                       weight_decay=1e-4)
         scaler = torch.amp.GradScaler('cuda') if args.amp else None

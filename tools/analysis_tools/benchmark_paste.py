@@ -26,6 +26,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from xpaste_mm.testing import (
+    make_paths_only_index,
+    make_synthetic_pool,
+    paste_destination,
+    write_synthetic_size_prior,
+)
+
 NUM_LVIS_CATEGORIES = 1203
 
 
@@ -50,17 +57,7 @@ def parse_args() -> argparse.Namespace:
 
 
 # ---------------------------------------------------------------------- data
-def synthetic_stats(path: Path, seed: int = 0) -> Path:
-    """A size prior shaped like LVIS's (mean ~0.16, std ~0.6 x mean) for 1203 categories."""
-    rng = np.random.default_rng(seed)
-    means = np.clip(rng.lognormal(np.log(0.13), 0.6, NUM_LVIS_CATEGORIES), 0.01, 0.7)
-    stats = {str(i + 1): [float(m), float(0.6 * m)] for i, m in enumerate(means)}
-    path.write_text(json.dumps(stats))
-    return path
-
-
 def ensure_pool(pool_dir: Path, num_crops: int, crop_size: tuple[int, int]) -> Path:
-    from xpaste_mm.datasets.instance_pool import make_synthetic_pool
     index = pool_dir / 'pool_index.npz'
     marker = pool_dir / 'benchmark.json'
     wanted = dict(num_crops=num_crops, crop_size=list(crop_size))
@@ -73,21 +70,6 @@ def ensure_pool(pool_dir: Path, num_crops: int, crop_size: tuple[int, int]) -> P
                         size_range=tuple(crop_size), seed=0)
     marker.write_text(json.dumps(wanted))
     return index
-
-
-def destination(seed: int, existing: int, size: int = 640) -> dict:
-    from mmdet.structures.mask import BitmapMasks
-    rng = np.random.default_rng(seed)
-    img = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
-    masks = np.zeros((existing, size, size), np.uint8)
-    for mask in masks:
-        centre = tuple(int(v) for v in rng.integers(50, size - 50, 2))
-        axes = tuple(int(v) for v in rng.integers(20, 160, 2))
-        cv2.ellipse(mask, centre, axes, float(rng.uniform(0, 180)), 0, 360, 1, -1)
-    bitmaps = BitmapMasks(masks, size, size)
-    return dict(img=img, img_shape=(size, size), gt_bboxes=bitmaps.get_bboxes('hbox'),
-                gt_bboxes_labels=rng.integers(0, NUM_LVIS_CATEGORIES, existing),
-                gt_ignore_flags=np.zeros(existing, bool), gt_masks=bitmaps)
 
 
 def fresh(results: dict) -> dict:
@@ -135,7 +117,8 @@ def benchmark_paste(args, index: Path, stats: Path) -> None:
     kwargs = dict(pool_file=str(index), stats_file=str(stats), category_ids=range(1, NUM_LVIS_CATEGORIES + 1))
     warm = XPasteCopyPaste(**kwargs, cache_size_mb=4096)
     cold = XPasteCopyPaste(**kwargs, cache_size_mb=0)
-    dests = [destination(i, args.existing) for i in range(args.images)]
+    dests = [paste_destination(i, args.existing, num_classes=NUM_LVIS_CATEGORIES)
+             for i in range(args.images)]
     plans = [warm.sample_instances(np.random.default_rng(i), (640, 640), dst['gt_bboxes_labels'])
              for i, dst in enumerate(dests)]
     counts = np.array([len(instances) for instances in plans])
@@ -187,27 +170,6 @@ def benchmark_paste(args, index: Path, stats: Path) -> None:
 
 
 # ---------------------------------------------------------------------- index memory
-def write_big_index(path: Path, size: int) -> Path:
-    from xpaste_mm.datasets import PoolIndex
-    if path.is_file() and len(PoolIndex.load(path)) == size:
-        return path
-    rng = np.random.default_rng(0)
-    cats = np.sort(rng.integers(1, NUM_LVIS_CATEGORIES + 1, size)).astype(np.int32)
-    names = [f'LVIS_gen_FG_{k % 12 + 2}/category_{c:04d}/{k:07d}.png'.encode() for k, c in enumerate(cats)]
-    offsets = np.zeros(size + 1, np.int64)
-    np.cumsum([len(n) for n in names], out=offsets[1:])
-    blob = np.frombuffer(b''.join(names), np.uint8)
-    index = PoolIndex(category_id=cats, path_offsets=offsets, path_blob=blob, source=np.zeros(size, np.uint8),
-                      segmenter=np.zeros(size, np.uint8),
-                      score=rng.uniform(21, 30, size).astype(np.float32),
-                      area=rng.uniform(0.05, 0.95, size).astype(np.float32),
-                      width=rng.integers(64, 512, size).astype(np.int32),
-                      height=rng.integers(64, 512, size).astype(np.int32), segmenters=('u2net',),
-                      info=dict(synthetic=True), root=path.parent)
-    index.save(path)
-    return path
-
-
 _INDEX_PROBE = r'''
 import gc, os, sys, time
 import numpy as np, psutil
@@ -260,7 +222,8 @@ print(f'MAIN_RSS {proc.memory_info().rss / 2**20:.1f}')
 
 
 def benchmark_index(args, pool_dir: Path) -> None:
-    path = write_big_index(pool_dir / f'big_index_{args.index_size}.npz', args.index_size)
+    path = make_paths_only_index(pool_dir / f'big_index_{args.index_size}.npz', args.index_size,
+                                 num_categories=NUM_LVIS_CATEGORIES)
     size_mb = path.stat().st_size / 2**20
     out = subprocess.run([sys.executable, '-c', _INDEX_PROBE, str(path), str(args.workers)], check=True,
                          capture_output=True, text=True, env={**os.environ, 'OMP_NUM_THREADS': '1'}).stdout
@@ -283,7 +246,8 @@ def main() -> None:
     pool_dir = Path(args.pool_dir)
     pool_dir.mkdir(parents=True, exist_ok=True)
     index = ensure_pool(pool_dir, args.num_crops, tuple(args.crop_size))
-    stats = Path(args.stats_file) if args.stats_file else synthetic_stats(pool_dir / 'synthetic_stats.json')
+    stats = (Path(args.stats_file) if args.stats_file
+             else write_synthetic_size_prior(pool_dir / 'synthetic_stats.json', NUM_LVIS_CATEGORIES))
     benchmark_paste(args, index, stats)
     if not args.skip_index:
         benchmark_index(args, pool_dir)

@@ -24,27 +24,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from pool_builder.crop import CropJob, init_worker, rgba_crop, run_crop_job  # noqa: E402
 from pool_builder.imaging import read_image_bgr, read_mask, write_png  # noqa: E402
+from xpaste_mm.testing import photo_with_object_mask  # noqa: E402
 
 
 def make_inputs(folder: Path, count: int, size: int, seed: int = 0) -> list[CropJob]:
-    """Textured 512x512 "photos" with one blurred elliptic object mask each (image + mask PNGs)."""
+    """Crop jobs of textured "photos" with one blurred elliptic object mask each (image + mask PNGs)."""
     rng = np.random.default_rng(seed)
     jobs = []
-    yy, xx = np.mgrid[0:size, 0:size]
     for n in range(count):
-        coarse = rng.integers(40, 220, size=(4, 4, 3)).astype(np.uint8)
-        image = cv2.resize(coarse, (size, size), interpolation=cv2.INTER_CUBIC).astype(np.float32)
-        image += 10 * np.sin((xx + yy * rng.uniform(0.2, 1.0)) / rng.uniform(4, 12))[..., None]
-        image += rng.normal(0, 5, image.shape)
-        mask = np.zeros((size, size), np.uint8)
-        centre = tuple(int(v) for v in rng.integers(size // 3, 2 * size // 3, 2))
-        axes = tuple(int(v) for v in rng.integers(size // 8, size // 3, 2))
-        cv2.ellipse(mask, centre, axes, float(rng.uniform(0, 180)), 0, 360, 255, -1)
-        cv2.circle(mask, (centre[0] + axes[0] // 3, centre[1]), max(2, axes[1] // 5), 0, -1)  # a hole
-        cv2.circle(mask, (size // 10, size // 10), size // 40, 255, -1)  # a speck to drop
-        mask = cv2.GaussianBlur(mask, (7, 7), 0)
-        image[mask > 128] = rng.integers(0, 255, 3)
-        image_path = write_png(folder / 'images' / f'{n:04d}.png', np.clip(image, 0, 255).astype(np.uint8))
+        image, mask = photo_with_object_mask(rng, size)
+        image_path = write_png(folder / 'images' / f'{n:04d}.png', image)
         mask_path = write_png(folder / 'masks' / f'{n:04d}.png', mask)
         jobs.append(CropJob(key=f'c/{n:04d}', category_id=1, image=str(image_path), mask=str(mask_path),
                             output=str(folder / 'pool' / f'{n:04d}.png'), segmenter='bench', score=30.0,

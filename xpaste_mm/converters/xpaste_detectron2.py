@@ -7,13 +7,21 @@ a missing weight, a shape mismatch or an unexpected key.
 """
 from __future__ import annotations
 
+import os
 import re
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 
 import torch
 
-from .common import ConversionError, ConversionReport, check_against_target, strip_prefix, to_tensor_dict
+from .common import (
+    ConversionError,
+    ConversionReport,
+    InputError,
+    check_against_target,
+    strip_prefix,
+    to_tensor_dict,
+)
 
 BACKBONE = 'backbone.bottom_up.'
 PROPOSAL = 'proposal_generator.centernet_head.'
@@ -131,14 +139,27 @@ def convert_xpaste_checkpoint(checkpoint: Mapping, target: Mapping[str, torch.Te
     return converted, report
 
 
-def build_model_state(config: str) -> dict[str, torch.Tensor]:
-    """State dict of our model built from ``config`` (random weights; for shape checks)."""
+def build_model_state(config: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """State dict of our model built from ``config`` (random weights; for shape checks).
+
+    A config that does not exist, does not parse or whose model does not build raises
+    :class:`~xpaste_mm.converters.common.InputError` naming the config.
+    """
     from mmdet.registry import MODELS
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
 
     import xpaste_mm  # noqa: F401  (registers the model)
+    if not os.path.isfile(config):
+        raise InputError(f'config {config} does not exist')
     init_default_scope('mmdet')
-    cfg = Config.fromfile(config)
-    cfg.model.backbone.init_cfg = None
-    return MODELS.build(cfg.model).state_dict()
+    try:
+        cfg = Config.fromfile(config)
+        model_cfg = cfg.model
+    except Exception as exc:  # a config is Python code: it can fail in any way
+        raise InputError(f'config {config} cannot be read ({type(exc).__name__}: {exc})') from exc
+    try:
+        model_cfg.backbone.init_cfg = None
+        return MODELS.build(model_cfg).state_dict()
+    except Exception as exc:
+        raise InputError(f'config {config}: its model does not build ({type(exc).__name__}: {exc})') from exc

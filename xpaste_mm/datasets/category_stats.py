@@ -8,29 +8,35 @@ the paste transform) and ``lvis_v1_train_cat_info.json`` (federated-loss weights
          "instance_count": 109, "size_mean": 0.083, "size_std": 0.041}, ...]}
 
 ``size_mean``/``size_std`` are the mean and population std of ``sqrt(box area / image area)`` over
-the category's annotations (a linear relative size, 0 when the category has none). The readers also
-accept the two original X-Paste files, so existing metadata works unchanged.
+the category's annotations (a linear relative size, 0 when the category has none). The readers
+(:func:`~xpaste_mm.categories.load_size_prior`, :func:`~xpaste_mm.categories.load_image_counts`) live
+in :mod:`xpaste_mm.categories` and also accept the two original X-Paste files.
 """
 from __future__ import annotations
 
-import json
 import os
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
+from ..categories import CategoryError, check_unique_ids, read_json
 from ..utils.io import atomic_write_json
 
 STATS_VERSION = 1
 
 
 def compute_category_stats(ann_file: str | os.PathLike) -> dict:
-    """Compute the statistics of every category of an LVIS/COCO-format annotation file."""
-    data = _read_json(ann_file)
+    """Compute the statistics of every category of an LVIS/COCO-format annotation file.
+
+    Refuses (:class:`~xpaste_mm.categories.CategoryError`) a file with repeated category ids, like
+    the pool builder's vocabulary loader.
+    """
+    data = read_json(ann_file, 'annotation file')
     for key in ('images', 'annotations', 'categories'):
-        if key not in data:
-            raise ValueError(f'{ann_file}: missing top-level field "{key}" (expected LVIS/COCO format)')
+        if not isinstance(data, dict) or key not in data:
+            raise CategoryError(f'{ann_file}: missing top-level field "{key}" (expected LVIS/COCO format)')
+    check_unique_ids(data['categories'], ann_file)
     image_area = {img['id']: float(img['width']) * float(img['height']) for img in data['images']}
     sizes: dict[int, list[float]] = defaultdict(list)
     images_of: dict[int, set] = defaultdict(set)
@@ -59,40 +65,3 @@ def compute_category_stats(ann_file: str | os.PathLike) -> dict:
 def save_category_stats(stats: dict, path: str | os.PathLike) -> Path:
     """Write statistics from :func:`compute_category_stats` atomically."""
     return atomic_write_json(path, stats, indent=1)
-
-
-def load_size_prior(path: str | os.PathLike) -> dict[int, tuple[float, float]]:
-    """``{category_id: (mean, std)}`` of relative size, from our stats file or X-Paste's
-    ``area_mean_std2.json`` (``{"<1-based id>": [mean, std]}``)."""
-    data = _read_json(path)
-    if isinstance(data, dict) and 'categories' in data:
-        return {int(c['id']): (float(c['size_mean']), float(c['size_std'])) for c in data['categories']}
-    if isinstance(data, dict):
-        try:
-            return {int(k): (float(v[0]), float(v[1])) for k, v in data.items()}
-        except (ValueError, TypeError, IndexError) as exc:
-            raise ValueError(f'{path}: expected {{"<category id>": [mean, std]}} entries ({exc})') from exc
-    raise ValueError(f'{path}: not a category-stats file nor an area_mean_std JSON object')
-
-
-def load_image_counts(path: str | os.PathLike) -> dict[int, int]:
-    """``{category_id: image_count}`` from our stats file, X-Paste's ``*_cat_info.json`` (a list of
-    category dicts) or any LVIS annotation file (its ``categories``)."""
-    data = _read_json(path)
-    categories = data.get('categories') if isinstance(data, dict) else data
-    if not isinstance(categories, list):
-        raise ValueError(f'{path}: expected a list of categories or an object with "categories"')
-    try:
-        return {int(c['id']): int(c['image_count']) for c in categories}
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f'{path}: every category needs "id" and "image_count" ({exc})') from exc
-
-
-def _read_json(path: str | os.PathLike):
-    try:
-        with open(path, encoding='utf-8') as f:
-            return json.load(f)
-    except FileNotFoundError as exc:
-        raise FileNotFoundError(f'statistics/annotation file {path} does not exist') from exc
-    except json.JSONDecodeError as exc:
-        raise ValueError(f'{path}: not valid JSON ({exc})') from exc

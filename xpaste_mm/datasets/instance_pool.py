@@ -6,12 +6,12 @@ pages and nothing grows on read. Crops are decoded on demand into a per-process 
 bytes (:class:`CropCache`); a missing or corrupt crop is skipped, counted and warned about once.
 
 Category ids in the pool are DATASET category ids (LVIS: 1-based); the 0-based training label of a
-category is its position among the sorted dataset category ids (what mmdet's ``LVISV1Dataset`` and
-``CocoDataset`` do). Crops are returned as BGRA uint8 (OpenCV channel order, alpha last).
+category is its position among the sorted dataset category ids (:mod:`xpaste_mm.categories`, what
+mmdet's ``LVISV1Dataset`` and ``CocoDataset`` do). Crops are returned as BGRA uint8 (OpenCV channel
+order, alpha last).
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections import OrderedDict
@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 from mmengine.logging import print_log
 
+from .. import categories
 from .pool_index import PoolFormatError, PoolIndex
 
 SAMPLE_MODES = ('cas_random', 'random', 'cats_random')
@@ -126,7 +127,7 @@ class InstancePool:
         if not path.is_file():
             raise FileNotFoundError(f'pool file {path} does not exist (expected a pool_index.npz or an '
                                     'X-Paste pool .json)')
-        sorted_ids = sorted(int(c) for c in category_ids) if category_ids is not None else None
+        sorted_ids = categories.sorted_ids(category_ids) if category_ids is not None else None
         if path.suffix.lower() == '.json':
             index = PoolIndex.from_xpaste_json(path, category_ids=sorted_ids)
             return cls(index, sorted_ids, source=path, **kwargs)
@@ -139,7 +140,7 @@ class InstancePool:
         if category_ids is None:
             label_of = {cat: cat - 1 for cat in ranges if cat >= 1}
         else:
-            label_of = {int(cat): label for label, cat in enumerate(sorted(int(c) for c in category_ids))}
+            label_of = categories.label_map(category_ids)
         usable = [(cat, label_of[cat], start, stop) for cat, (start, stop) in ranges.items()
                   if cat in label_of]
         unknown = {cat: stop - start for cat, (start, stop) in ranges.items() if cat not in label_of}
@@ -302,111 +303,3 @@ def _decode_bgra(path: str) -> np.ndarray:
     if min(image.shape[:2]) == 0:
         raise ValueError('empty image')
     return image
-
-
-def read_dataset_categories(ann_file: str | os.PathLike) -> list[dict]:
-    """The ``categories`` list of a COCO/LVIS annotation JSON without parsing the whole file.
-
-    LVIS/COCO files put ``categories`` near the end; the tail is searched first, then the whole file
-    in 64 MiB chunks, and only the array itself is decoded (a 1 GB LVIS file costs well under a
-    second). Falls back to a full ``json.load`` when no valid array is found.
-    """
-    path = Path(ann_file)
-    if not path.is_file():
-        raise FileNotFoundError(f'annotation file {path} does not exist')
-    key = b'"categories"'
-    size = path.stat().st_size
-    with open(path, 'rb') as f:
-        tail_start = max(0, size - 32 * 2**20)
-        f.seek(tail_start)
-        hit = f.read().rfind(key)
-        candidates = [tail_start + hit] if hit >= 0 else []
-        if not candidates:
-            f.seek(0)
-            offset, carry = 0, b''
-            while chunk := f.read(64 * 2**20):
-                found = (carry + chunk).find(key)
-                if found >= 0:
-                    candidates.append(offset - len(carry) + found)
-                    break
-                carry = chunk[-len(key):]
-                offset += len(chunk)
-        for start in candidates:
-            categories = _decode_array_after(f, start + len(key))
-            if categories is not None:
-                return categories
-    try:
-        with open(path, encoding='utf-8') as f:
-            data = json.load(f)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f'{path}: not valid JSON ({exc})') from exc
-    if not isinstance(data, dict) or not isinstance(data.get('categories'), list):
-        raise ValueError(f'{path}: no top-level "categories" list (expected COCO/LVIS format)')
-    return data['categories']
-
-
-def _decode_array_after(f, position: int) -> list[dict] | None:
-    """Decode the JSON value following ``: `` at ``position``; ``None`` unless it is a category list."""
-    decoder = json.JSONDecoder()
-    read_size = 2**20
-    while True:
-        f.seek(position)
-        raw = f.read(read_size)
-        text = raw.decode('utf-8', errors='ignore').lstrip()
-        if not text.startswith(':'):
-            return None
-        body = text[1:].lstrip()
-        try:
-            value, _ = decoder.raw_decode(body)
-        except json.JSONDecodeError:
-            if len(raw) < read_size:
-                return None
-            read_size *= 4
-            continue
-        if isinstance(value, list) and all(isinstance(c, dict) and 'id' in c for c in value):
-            return value
-        return None
-
-
-def make_synthetic_pool(root: str | os.PathLike, category_ids: Sequence[int],
-                        per_category: int | Sequence[int], size_range: tuple[int, int] = (24, 96),
-                        seed: int = 0) -> Path:
-    """Write a pool of random RGBA crops (filled ellipses/polygons with soft edges) and its index.
-
-    ``per_category`` is one count for all categories or one per category. Crops go to
-    ``root/images/<category id>/<n>.png``; returns the path of ``root/pool_index.npz``. Used by the
-    tests, the benchmark and demos; deterministic for a given ``seed``.
-    """
-    root = Path(root)
-    rng = np.random.default_rng(seed)
-    counts = [per_category] * len(category_ids) if isinstance(per_category, int) else list(per_category)
-    records = []
-    for cat, count in zip(category_ids, counts):
-        folder = root / 'images' / str(cat)
-        folder.mkdir(parents=True, exist_ok=True)
-        for n in range(count):
-            height, width = (int(v) for v in rng.integers(size_range[0], size_range[1] + 1, size=2))
-            crop = _random_rgba_shape(rng, height, width)
-            path = folder / f'{n}.png'
-            if not cv2.imwrite(str(path), crop):
-                raise OSError(f'could not write {path}')
-            records.append(dict(category_id=int(cat), path=path.relative_to(root).as_posix(), width=width,
-                                height=height, area=float((crop[..., 3] > 128).mean()), score=25.0))
-    return PoolIndex.from_records(records, root=root, info=dict(synthetic=True, seed=seed)).save(
-        root / 'pool_index.npz')
-
-
-def _random_rgba_shape(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
-    """A BGRA crop: textured colour inside a random ellipse or polygon, soft alpha edge, 0 outside."""
-    colour = rng.integers(30, 256, size=3)
-    noise = rng.integers(-25, 26, size=(height, width, 1))
-    bgr = np.clip(colour + noise, 0, 255).astype(np.uint8)
-    alpha = np.zeros((height, width), dtype=np.uint8)
-    if rng.random() < 0.5:
-        cv2.ellipse(alpha, (width // 2, height // 2), (max(width // 2 - 1, 1), max(height // 2 - 1, 1)),
-                    0, 0, 360, 255, thickness=-1)
-    else:
-        points = rng.random((int(rng.integers(3, 8)), 2)) * [width - 1, height - 1]
-        cv2.fillPoly(alpha, [cv2.convexHull(points.astype(np.int32))], 255)
-    alpha = cv2.GaussianBlur(alpha, (3, 3), 0)
-    return np.dstack([bgr, alpha])

@@ -1,4 +1,4 @@
-"""Deterministic synthetic LVIS v1 data for tests, demos and benchmarks.
+"""Deterministic synthetic LVIS v1 data: a user-facing dataset generator for experiments, demos and tests.
 
 Images are textured backgrounds with filled shapes (one colour + shape kind per category) of varied
 size and aspect, some overlapping, some cut by the image border. Every LVIS v1 field is written:
@@ -8,11 +8,12 @@ categories with name/synonyms/def/synset/frequency/image_count/instance_count, i
 and polygon annotations with ``bbox`` as ``[x, y, w, h]`` in pixels.
 
 Frequency groups are assigned by image-count rank (top third ``f``, middle ``c``, rest ``r``) so small
-sets still have rare, common and frequent categories, as LVIS metrics expect.
+sets still have rare, common and frequent categories, as LVIS metrics expect. The drawing helpers
+(:func:`category_style`, :func:`shape_polygon`, :func:`textured_background`) are shared with the test
+fixtures of :mod:`xpaste_mm.testing` (object images for pool building).
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import dataclass
@@ -54,7 +55,7 @@ def category_names(num_categories: int) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _category_style(index: int) -> tuple[str, tuple[int, int, int]]:
+def category_style(index: int) -> tuple[str, tuple[int, int, int]]:
     """Shape kind and BGR colour of a category (fixed, so a detector can learn it)."""
     hue = (index * 47) % 180
     hsv = np.uint8([[[hue, 200 + (index * 13) % 56, 230 - (index * 29) % 90]]])
@@ -62,7 +63,7 @@ def _category_style(index: int) -> tuple[str, tuple[int, int, int]]:
     return SHAPES[index % len(SHAPES)], tuple(int(c) for c in bgr)
 
 
-def _textured_background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+def textured_background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     """Smooth random colour field plus stripes: uint8 BGR (H, W, 3)."""
     coarse = rng.integers(40, 200, size=(4, 5, 3)).astype(np.uint8)
     image = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC).astype(np.float32)
@@ -73,7 +74,7 @@ def _textured_background(rng: np.random.Generator, height: int, width: int) -> n
     return np.clip(image + stripes[..., None] + noise, 0, 255).astype(np.uint8)
 
 
-def _shape_polygon(kind: str, cx: float, cy: float, w: float, h: float, rot: float) -> np.ndarray:
+def shape_polygon(kind: str, cx: float, cy: float, w: float, h: float, rot: float) -> np.ndarray:
     """Vertices (N, 2) of a shape of box size w x h centred at (cx, cy), rotated by ``rot`` rad."""
     if kind == 'ellipse':
         t = np.linspace(0, 2 * math.pi, 24, endpoint=False)
@@ -100,14 +101,14 @@ def _draw_objects(rng, image, cat_ids, num_objects):
     annotations = []
     for _ in range(num_objects):
         cat_index = int(rng.integers(len(cat_ids)))
-        kind, colour = _category_style(cat_index)
+        kind, colour = category_style(cat_index)
         rel = rng.uniform(0.08, 0.45)
         aspect = rng.uniform(0.5, 2.0)
         w = max(6.0, rel * width * math.sqrt(aspect))
         h = max(6.0, rel * height / math.sqrt(aspect))
         # Centres may lie close to the border, so some objects are cut by it.
         cx, cy = rng.uniform(0, width), rng.uniform(0, height)
-        pts = _shape_polygon(kind, cx, cy, w, h, rng.uniform(-0.5, 0.5))
+        pts = shape_polygon(kind, cx, cy, w, h, rng.uniform(-0.5, 0.5))
         pts[:, 0] = np.clip(pts[:, 0], 0, width - 1)
         pts[:, 1] = np.clip(pts[:, 1], 0, height - 1)
         x0, y0 = pts.min(0)
@@ -134,7 +135,7 @@ def _make_split(rng, root: Path, split: str, num_images: int, cat_ids, image_siz
         image_id = id_offset + index + 1
         height = int(image_size[0] * rng.uniform(0.8, 1.0))
         width = int(image_size[1] * rng.uniform(0.8, 1.0))
-        image = _textured_background(rng, height, width)
+        image = textured_background(rng, height, width)
         anns = _draw_objects(rng, image, cat_ids, int(rng.integers(1, max_objects + 1)))
         file_name = f'{image_id:012d}.jpg'
         cv2.imwrite(str(folder / file_name), image, [cv2.IMWRITE_JPEG_QUALITY, 95])
@@ -203,41 +204,3 @@ def make_synthetic_lvis(root: str | os.PathLike, num_train: int = 16, num_val: i
         paths[split] = root / 'annotations' / f'lvis_v1_{split}.json'
         atomic_write_json(paths[split], data)
     return SyntheticLVIS(root=root, train_ann=paths['train'], val_ann=paths['val'], class_names=names)
-
-
-def load_class_names(ann_file: str | os.PathLike) -> tuple[str, ...]:
-    """Category names of an LVIS/COCO annotation file, ordered by category id (= label order)."""
-    with open(ann_file, encoding='utf-8') as f:
-        categories = json.load(f)['categories']
-    return tuple(c['name'] for c in sorted(categories, key=lambda c: c['id']))
-
-
-def render_object_images(out_dir: str | os.PathLike, class_names: tuple[str, ...], per_category: int,
-                         folder_names: dict[str, str], image_size: int = 128,
-                         seed: int = 0) -> dict[str, list[Path]]:
-    """Stand-ins for generated object images: one object of each category's synthetic style, centred,
-    on a plain or textured background (BGR PNG, ``image_size`` px square).
-
-    Images go to ``out_dir/<folder_names[name]>/<k:04d>.png`` (one folder per category, the layout
-    ``pool_builder ingest`` reads). Deterministic per ``seed``; returns ``{name: [paths]}``.
-    """
-    rng = np.random.default_rng(seed)
-    written: dict[str, list[Path]] = {}
-    for index, name in enumerate(class_names):
-        kind, colour = _category_style(index)
-        folder = Path(out_dir) / folder_names[name]
-        folder.mkdir(parents=True, exist_ok=True)
-        written[name] = []
-        for k in range(per_category):
-            if rng.random() < 0.5:
-                image = np.full((image_size, image_size, 3), rng.integers(200, 256), dtype=np.uint8)
-            else:
-                image = _textured_background(rng, image_size, image_size)
-            w, h = image_size * rng.uniform(0.45, 0.75), image_size * rng.uniform(0.45, 0.75)
-            centre = image_size / 2 + rng.uniform(-0.08, 0.08, size=2) * image_size
-            pts = _shape_polygon(kind, centre[0], centre[1], w, h, rng.uniform(-0.4, 0.4))
-            cv2.fillPoly(image, [np.round(pts).astype(np.int32)], colour, lineType=cv2.LINE_AA)
-            path = folder / f'{k:04d}.png'
-            cv2.imwrite(str(path), image)
-            written[name].append(path)
-    return written

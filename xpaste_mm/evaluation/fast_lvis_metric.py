@@ -76,6 +76,10 @@ class FastLVISMetric(BaseMetric):
         backend: ``'auto'`` (faster-coco-eval if installed, else lvis-api), ``'faster_coco_eval'``
             or ``'lvis_api'``.
         num_workers: processes for the faster-coco-eval backend; default: usable cores, at most 8.
+        collect_device: device used to gather results across ranks (``'cpu'`` or ``'gpu'``).
+        prefix: prefix of the reported keys (default ``'lvis'``).
+        file_client_args: deprecated mmdet argument; use ``backend_args``.
+        backend_args: mmengine file backend arguments for reading ``ann_file`` and writing results.
     """
 
     default_prefix: str | None = 'lvis'

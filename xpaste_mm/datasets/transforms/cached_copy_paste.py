@@ -44,6 +44,17 @@ class CachedCopyPaste(BaseTransform):
     instance covered is copied with the covered part missing (or not at all when it was dropped),
     where X-Paste draws a fresh, un-pasted source image.
 
+    Required keys: ``img`` (BGR uint8 ``(H, W, 3)``); optional ``gt_bboxes`` (x1y1x2y2 pixels),
+    ``gt_bboxes_labels``, ``gt_masks`` (``BitmapMasks`` or ``PolygonMasks``, required when there are
+    boxes), ``gt_ignore_flags``, ``gt_is_pasted``.
+
+    Modified keys (when something is copied): ``img`` (zero-padded at the bottom/right when needed),
+    ``img_shape``, ``gt_bboxes``, ``gt_bboxes_labels``, ``gt_masks`` (``BitmapMasks``, padded like the
+    image, covered pixels removed), ``gt_ignore_flags``.
+
+    Added keys: ``gt_is_pasted`` (bool per instance; ``False`` for copied objects, the destination's
+    flags kept) whenever it is missing, also when nothing is copied.
+
     Args:
         max_cached_images: size of the per-worker cache of source images.
         random_pop: evict a random cached image when full (else the oldest).

@@ -15,6 +15,17 @@ class PackXPasteInputs(PackDetInputs):
     Raises ``ValueError`` when the flags no longer match the boxes, i.e. a transform between
     ``XPasteCopyPaste`` and this one added or removed instances without updating ``gt_is_pasted``
     (mmdet's ``CopyPaste``, ``Mosaic``, ``MixUp`` and ``FilterAnnotations`` do not know the key).
+
+    Required keys: those of ``PackDetInputs`` (``img``, optional ``gt_bboxes``, ``gt_bboxes_labels``,
+    ``gt_masks``, ``gt_ignore_flags`` and the ``meta_keys``); optional ``gt_is_pasted``.
+
+    Added keys: ``inputs`` and ``data_samples`` (``DetDataSample`` with ``gt_instances.is_pasted``), as
+    ``PackDetInputs`` returns them.
+
+    Args:
+        meta_keys (tuple[str]): image meta information kept in the data sample (``PackDetInputs``'s
+            default: ``img_id``, ``img_path``, ``ori_shape``, ``img_shape``, ``scale_factor``,
+            ``flip``, ``flip_direction``).
     """
 
     mapping_table = {**PackDetInputs.mapping_table, 'gt_is_pasted': 'is_pasted'}

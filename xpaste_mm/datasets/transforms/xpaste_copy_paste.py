@@ -1,7 +1,6 @@
 """``XPasteCopyPaste``: paste instances from an external pool (X-Paste, ICML 2023) in mmdet pipelines."""
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -12,8 +11,15 @@ from mmcv.transforms import BaseTransform
 from mmdet.registry import TRANSFORMS
 from mmengine.logging import print_log
 
-from ..category_stats import load_size_prior
-from ..instance_pool import SAMPLE_MODES, InstancePool, read_dataset_categories
+from ...categories import (
+    check_sorted_ids,
+    load_frequencies,
+    load_size_prior,
+    missing_from_stats,
+    read_ann_categories,
+    sorted_ids,
+)
+from ..instance_pool import SAMPLE_MODES, InstancePool
 from .blending import BLEND_MODES, blend_instance
 from .instance_aug import jitter_colors, rotate_expanded, target_sizes
 from .instance_fields import num_instances, read_instances, write_instances
@@ -51,16 +57,22 @@ class XPasteCopyPaste(BaseTransform):
 
     Required keys: ``img`` (BGR uint8 ``(H, W, 3)``); optional ``gt_bboxes`` (x1y1x2y2 pixels),
     ``gt_bboxes_labels``, ``gt_masks`` (``BitmapMasks`` or ``PolygonMasks``, required when there are
-    boxes), ``gt_ignore_flags``, ``gt_is_pasted``. Modified keys: ``img``, ``gt_bboxes``,
-    ``gt_bboxes_labels``, ``gt_masks`` (``BitmapMasks`` whenever something was pasted),
-    ``gt_ignore_flags``. Added key: ``gt_is_pasted`` (bool per instance, ``True`` for pool
-    instances). When anything is pasted, every box becomes tight to its mask (as in X-Paste) and
-    instances left with an empty mask are dropped.
+    boxes), ``gt_ignore_flags``, ``gt_is_pasted``.
+
+    Modified keys: ``img``, ``img_shape`` (same size), ``gt_bboxes``, ``gt_bboxes_labels``,
+    ``gt_masks`` (``BitmapMasks`` whenever something was pasted), ``gt_ignore_flags``.
+
+    Added keys: ``gt_is_pasted`` (bool per instance, ``True`` for pool instances).
+
+    When anything is pasted, every box becomes tight to its mask (as in X-Paste) and instances left
+    with an empty mask are dropped.
 
     Args:
         pool_file: our ``pool_index.npz`` or an X-Paste pool ``.json`` (``{"<label>": ["*<path>"]}``).
         stats_file: our ``category_stats.json`` or X-Paste's ``area_mean_std2.json`` (size prior:
-            mean/std of sqrt(box area / image area) per category id).
+            mean/std of sqrt(box area / image area) per category id). A file sharing no category id
+            with the dataset is refused; dataset categories it lacks are counted in a warning and use
+            the average prior.
         ann_file: the training annotation file (a plain path, not joined with ``data_root``); only
             its ``categories`` are read (label ``i`` = ``i``-th smallest category id, frequencies
             for ``category_weights``).
@@ -144,14 +156,21 @@ class XPasteCopyPaste(BaseTransform):
         self.prob = float(prob)
 
         size_prior = load_size_prior(stats_file)
-        ann_categories = read_dataset_categories(ann_file) if ann_file is not None else None
-        _check_sorted_categories(ann_categories, ann_file)
+        ann_categories = read_ann_categories(ann_file) if ann_file is not None else None
+        if ann_categories is not None:
+            check_sorted_ids(ann_categories, ann_file)
         if category_ids is not None:
-            dataset_ids = sorted(int(c) for c in category_ids)
+            dataset_ids, dataset_source = sorted_ids(category_ids), 'category_ids'
         elif ann_categories is not None:
-            dataset_ids = sorted(int(c['id']) for c in ann_categories)
+            dataset_ids, dataset_source = sorted_ids(c['id'] for c in ann_categories), str(ann_file)
         else:
-            dataset_ids = sorted(size_prior)
+            dataset_ids, dataset_source = sorted(size_prior), str(stats_file)
+        missing = missing_from_stats(size_prior, dataset_ids, stats_file, dataset_source)
+        if missing:
+            print_log(f'{stats_file}: no statistics for {len(missing)} of the {len(dataset_ids)} dataset '
+                      f'categories of {dataset_source} (e.g. ids {missing[:5]}); their pasted instances '
+                      'use the average size prior. Recompute it with `xpaste-pool stats` on the training '
+                      'annotations.', logger='current', level=logging.WARNING)
         self.category_ids = dataset_ids
         weights = _resolve_weights(category_weights, ann_categories, stats_file)
         self.pool = InstancePool.from_file(pool_file, dataset_ids, category_weights=weights,
@@ -291,8 +310,8 @@ def _resolve_weights(weights: Mapping | None, ann_categories: list[dict] | None,
     if unknown:
         raise ValueError(f'category_weights keys {unknown} are neither category ids nor one of '
                          f'{FREQUENCY_GROUPS}')
-    categories = ann_categories if ann_categories is not None else _stats_categories(stats_file)
-    frequency = {int(c['id']): c.get('frequency') for c in categories or []}
+    frequency = ({int(c['id']): c.get('frequency') for c in ann_categories} if ann_categories is not None
+                 else load_frequencies(stats_file))
     if not any(f in FREQUENCY_GROUPS for f in frequency.values()):
         raise ValueError('category_weights by frequency group need category frequencies: pass ann_file '
                          '(LVIS) or a category_stats.json written by compute_category_stats as stats_file')
@@ -300,22 +319,3 @@ def _resolve_weights(weights: Mapping | None, ann_categories: list[dict] | None,
         if freq in groups and cat not in resolved:
             resolved[cat] = groups[freq]
     return resolved
-
-
-def _stats_categories(stats_file: str) -> list[dict] | None:
-    with open(stats_file, encoding='utf-8') as f:
-        data = json.load(f)
-    return data.get('categories') if isinstance(data, dict) else None
-
-
-def _check_sorted_categories(categories: list[dict] | None, ann_file) -> None:
-    """mmdet numbers labels in the file's category order, the pool and losses by ascending id: the two
-    agree only when the file lists its categories sorted by id (LVIS and COCO files do)."""
-    if categories is None:
-        return
-    ids = [int(c['id']) for c in categories]
-    if ids != sorted(ids):
-        raise ValueError(f'{ann_file}: "categories" is not sorted by id (first out of order: '
-                         f'{next(b for a, b in zip(ids, ids[1:]) if b < a)}); mmdet would number labels '
-                         'in file order while the pool and statistics use ascending ids, so pasted '
-                         'instances would get wrong labels. Sort the list by "id".')

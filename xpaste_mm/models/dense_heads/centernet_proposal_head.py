@@ -37,6 +37,33 @@ class CenterNetProposalHead(BaseDenseHead):
 
     Proposals: ``sigmoid > score_thr``, top ``nms_pre`` per level, boxes not clipped, score
     ``sqrt(sigmoid)``, class-agnostic NMS, top ``max_per_img`` (ties at the cut are kept).
+
+    Args:
+        in_channels (int): channels of every input feature level (the FPN output).
+        feat_channels (int): channels of the shared tower convs. Defaults to 256.
+        num_convs (int): conv + GroupNorm + ReLU blocks in the shared tower. Defaults to 4.
+        strides (tuple[int]): stride in pixels of each input level (P3-P7). Defaults to
+            ``(8, 16, 32, 64, 128)``.
+        sizes_of_interest (tuple[tuple[float, float]]): per level, the range of GT half-diagonals in
+            pixels (ends inclusive) assigned to it; one range per stride.
+        min_overlap (float): sets ``delta = (1 - min_overlap) / (1 + min_overlap)``, which scales the
+            heatmap Gaussian radius with the box size (CenterNet's rule). Defaults to 0.8.
+        min_radius (float): smallest heatmap Gaussian radius ``r_n``, in pixels. Defaults to 4.
+        prior_prob (float): initial objectness probability (heatmap bias init). Defaults to 0.01.
+        bbox_bias_init (float): initial bias of the ltrb regression conv. Defaults to 8.0.
+        norm_cfg (dict, optional): norm layer of the tower. Defaults to
+            ``dict(type='GN', num_groups=32, requires_grad=True)``.
+        loss_heatmap (dict, optional): heatmap loss config. Defaults to
+            ``dict(type='BinaryHeatmapFocalLoss')``.
+        loss_bbox (dict, optional): ltrb box loss config. Defaults to
+            ``dict(type='LTRBGIoULoss', loss_weight=1.0)``.
+        num_classes (int): must be 1 (the head is class-agnostic); kept for mmdet's head interface.
+        train_cfg (dict, optional): the detector's ``train_cfg.rpn``; unused (targets need no assigner),
+            accepted for mmdet's two-stage detector interface.
+        test_cfg (dict, optional): the detector's ``test_cfg.rpn``, proposal settings: ``score_thr``
+            (on the sigmoid), ``nms_pre`` (per level), ``nms`` (e.g.
+            ``dict(type='nms', iou_threshold=0.9)``) and ``max_per_img``.
+        init_cfg (dict or list[dict], optional): mmengine initialisation config.
     """
 
     def __init__(self,

@@ -24,6 +24,12 @@ class CenterNet2(TwoStageDetector):
     {conv,gn}.*``, ``rpn_head.conv_cls.*`` (heatmap), ``rpn_head.conv_reg.*``, ``rpn_head.scales.{0-4}.scale``
     (0-d), ``roi_head.bbox_head.{0,1,2}.{shared_fcs.{0,1},fc_cls,fc_reg}.*`` and
     ``roi_head.mask_head.{convs.{i}.conv,upsample,conv_logits}.*``.
+
+    Args:
+        *args: the arguments of mmdet's ``TwoStageDetector`` (``backbone``, ``neck``, ``rpn_head``,
+            ``roi_head``, ``train_cfg``, ``test_cfg``, ``data_preprocessor``, ``init_cfg``).
+        fp32_heads (bool): run the heads and losses in fp32 under AMP. Defaults to True.
+        **kwargs: keyword forms of ``*args``.
     """
 
     def __init__(self, *args, fp32_heads: bool = True, **kwargs) -> None:

@@ -9,20 +9,21 @@ import torch.nn.functional as F
 from mmdet.registry import MODELS
 from torch import Tensor, nn
 
-from ...datasets.category_stats import load_image_counts
+from ...categories import in_label_order, load_image_counts
 
 
 def load_federated_weights(stats_file: str | os.PathLike, num_classes: int, power: float = 0.5) -> Tensor:
     """Per-label sampling weights ``image_count ** power`` (float32, shape (num_classes,)).
 
-    Label ``i`` is the ``i``-th category id in ascending order, the label order of mmdet's LVIS/COCO
-    datasets. The file is anything :func:`load_image_counts` reads.
+    Label ``i`` is the ``i``-th category id in ascending order (:mod:`xpaste_mm.categories`), the label
+    order of mmdet's LVIS/COCO datasets. The file is anything
+    :func:`~xpaste_mm.categories.load_image_counts` reads.
     """
     counts = load_image_counts(stats_file)
     if len(counts) != num_classes:
         raise ValueError(f'{stats_file}: has image counts for {len(counts)} categories, but the classifier '
                          f'has num_classes={num_classes}; use the statistics of the training annotations')
-    ordered = torch.tensor([counts[cat_id] for cat_id in sorted(counts)], dtype=torch.float64)
+    ordered = torch.tensor(in_label_order(counts), dtype=torch.float64)
     return ordered.clamp(min=0).pow(power).float()
 
 
@@ -57,6 +58,16 @@ class FederatedSigmoidCELoss(nn.Module):
     ``lvis_v1_train_cat_info.json`` or an LVIS annotation file). It is read at the first loss call, so a
     model builds for inference without the training statistics. ``use_fed_loss=False`` trains every
     classifier on every RoI.
+
+    Args:
+        num_classes (int): foreground classes ``C``; the stats file must list exactly ``C`` categories.
+        stats_file (str, optional): per-category image counts (see above); required with
+            ``use_fed_loss``.
+        use_fed_loss (bool): train only the federated subset of classifiers. Defaults to True.
+        num_sample_cats (int): size of the subset: the classes present plus classes drawn with
+            probability ``image_count ** freq_weight_power``. Defaults to 50.
+        freq_weight_power (float): exponent of the image counts. Defaults to 0.5.
+        loss_weight (float): multiplier of the loss. Defaults to 1.0.
     """
 
     def __init__(self, num_classes: int, stats_file: str | None = None, use_fed_loss: bool = True,

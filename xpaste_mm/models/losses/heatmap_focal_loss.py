@@ -16,6 +16,18 @@ class BinaryHeatmapFocalLoss(nn.Module):
     ``p >= ignore_high_fp`` (likely unannotated objects; ``<= 0`` disables). The terms are weighted by
     ``alpha * pos_weight`` and ``(1 - alpha) * neg_weight`` and divided by ``avg_factor``. The two terms
     are returned separately, as in CenterNet2's logs.
+
+    Args:
+        alpha (float): balance of the positive term (``1 - alpha`` weighs the negative one).
+            Defaults to 0.25.
+        beta (float): exponent of ``(1 - target)`` that lowers the penalty near object centres.
+            Defaults to 4.0.
+        gamma (float): focusing exponent on ``(1 - p)`` / ``p``. Defaults to 2.0.
+        sigmoid_clamp (float): ``p`` is clamped to ``[clamp, 1 - clamp]``. Defaults to 1e-4.
+        ignore_high_fp (float): negatives with ``p`` at or above this are left out; ``<= 0`` keeps
+            all. Defaults to 0.85.
+        pos_weight (float): extra weight of the positive term. Defaults to 0.5.
+        neg_weight (float): extra weight of the negative term. Defaults to 0.5.
     """
 
     def __init__(self, alpha: float = 0.25, beta: float = 4.0, gamma: float = 2.0,

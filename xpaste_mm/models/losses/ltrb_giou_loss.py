@@ -30,6 +30,9 @@ class LTRBGIoULoss(nn.Module):
 
     Targets must be strictly positive (the location lies inside its box) so the enclosing area is never
     zero; CenterNet2 only regresses such locations.
+
+    Args:
+        loss_weight (float): multiplier of the loss. Defaults to 1.0.
     """
 
     def __init__(self, loss_weight: float = 1.0) -> None:

@@ -23,6 +23,18 @@ class CenterNet2BBoxHead(Shared2FCBBoxHead):
     Layers: ``shared_fcs.{0,1}``, ``fc_cls`` (C + 1 outputs), ``fc_reg`` (4 outputs when
     ``reg_class_agnostic``). Initialisation: FCs as detectron2's ``c2_xavier_fill``, ``fc_cls`` ~ N(0, 0.01)
     with bias ``-log(99)`` (prior 0.01), ``fc_reg`` ~ N(0, 0.001).
+
+    Args:
+        num_classes (int): foreground classes ``C``.
+        reg_loss_norm (str): ``'foreground'`` (X-Paste) or ``'all_rois'`` (Detic), see above.
+            Defaults to ``'foreground'``.
+        reg_class_agnostic (bool): one box per RoI instead of one per class. Defaults to True.
+        loss_cls (dict): classification loss config (required), e.g.
+            ``dict(type='FederatedSigmoidCELoss', num_classes=C, stats_file=...)``.
+        loss_bbox (dict, optional): box regression loss config. Defaults to ``dict(type='L1Loss')``.
+        init_cfg (dict or list[dict], optional): initialisation; defaults to the scheme above.
+        **kwargs: the other arguments of mmdet's ``Shared2FCBBoxHead`` (``in_channels``,
+            ``fc_out_channels``, ``roi_feat_size``, ``bbox_coder``, ...).
     """
 
     def __init__(self,

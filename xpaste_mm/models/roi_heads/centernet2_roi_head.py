@@ -48,6 +48,20 @@ class CenterNet2RoIHead(CascadeRoIHead):
 
     ``train_cfg`` is a list with one dict per stage (``assigner``, ``sampler``, ``pos_weight``; stage 0
     also ``mask_size``). ``test_cfg``: ``score_thr``, ``nms``, ``max_per_img``, ``mask_thr_binary``.
+
+    Args:
+        num_stages (int): cascade stages. Defaults to 3.
+        stage_loss_weights (tuple[float]): weight of each stage's box losses. Defaults to
+            ``(1.0, 1.0, 1.0)``.
+        mult_proposal_score (bool): at test time, multiply the averaged class probabilities by the
+            proposal score and take the square root (Detic / X-Paste). Defaults to True.
+        ignore_pasted_in_box_loss (bool): leave RoIs matched to pasted instances out of the box
+            losses. Defaults to False.
+        ignore_pasted_in_mask_loss (bool): leave them out of the mask loss. Defaults to False.
+        **kwargs: the other arguments of mmdet's ``CascadeRoIHead``: ``bbox_roi_extractor``,
+            ``bbox_head`` (one ``CenterNet2BBoxHead`` per stage, ``reg_class_agnostic=True``),
+            ``mask_roi_extractor`` (required with a mask head), ``mask_head``, ``train_cfg``,
+            ``test_cfg``, ``init_cfg``.
     """
 
     def __init__(self,
