@@ -17,8 +17,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from xpaste_mm.utils.io import atomic_write_json
-
 from .errors import VocabularyError
 
 VOCABULARY_VERSION = 1
@@ -129,6 +127,8 @@ class Vocabulary:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Record the vocabulary (with its folder-name mapping) atomically."""
+        from xpaste_mm.utils.io import atomic_write_json
+
         return atomic_write_json(path, self.to_json(), indent=1)
 
     @classmethod
