@@ -162,11 +162,14 @@ def config_from_flags(args: argparse.Namespace) -> dict:
 
 def _export_xpaste(args: argparse.Namespace) -> int:
     from xpaste_mm.datasets.pool_index import PoolIndex
+    from xpaste_mm.utils.io import remove_temp_files
 
     from .vocabulary import load_vocabulary
 
     ids = load_vocabulary(args.vocab).ids if args.vocab else None
-    print(f'wrote {PoolIndex.load(args.index).to_xpaste_json(args.out, category_ids=ids)}')
+    out = Path(args.out)
+    remove_temp_files(out.parent, out.name)  # of an interrupted earlier export
+    print(f'wrote {PoolIndex.load(args.index).to_xpaste_json(out, category_ids=ids)}')
     return EXIT_OK
 
 

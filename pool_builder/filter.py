@@ -28,7 +28,7 @@ from .manifest import ImageRecord, read_manifest
 from .options import FilterOptions, FilterRule
 from .records import read_jsonl
 from .selection import CategorySelection, select_category
-from .stage import Stage, all_cores, register_stage
+from .stage import Stage, register_stage
 from .vocabulary import Category, Vocabulary
 
 
@@ -85,7 +85,7 @@ class FilterStage(Stage):
 
     def execute(self) -> BuildSummary:
         work, vocabulary, options, logger = self.work, self.vocabulary, self.options, self.logger
-        rule, overwrite, workers = options.rule, options.overwrite, all_cores(options.workers)
+        rule, overwrite, workers = options.rule, options.overwrite, options.workers or os.cpu_count() or 1
         _remove_temp_files(work, options.xpaste_json)
         order = list(options.segmenters) if options.segmenters else work.segmenters_with_scores()
         if not order:

@@ -48,10 +48,10 @@ class IngestStage(Stage):
         if not self.root.is_dir():
             raise FileNotFoundError(f'ingest: image folder {self.root} does not exist (expected one '
                                     'sub-folder of images per category)')
-        self.folders: dict[int, list[Path]] = {}
+        self.folders: dict[int, list[Path]] = {}  # category id -> its image folders, set by todo()
 
     def todo(self) -> list[Category]:
-        unknown = []
+        self.folders, unknown = {}, []
         for folder in sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith('.')):
             category = self.vocabulary.match_folder(folder.name)
             if category is None:

@@ -15,7 +15,7 @@ mmdet and the stage modules.
 """
 from __future__ import annotations
 
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from .errors import ConfigError, VocabularyError
@@ -232,12 +232,6 @@ STAGE_OPTIONS: dict[str, type] = dict(generate=GenerateOptions, ingest=IngestOpt
                                       inspect=InspectOptions)
 #: Every dict section of a run config and its options class.
 SECTION_OPTIONS: dict[str, type] = dict(vocabulary=VocabularyOptions, **STAGE_OPTIONS)
-
-
-def option_default(cls: type, name: str) -> Any:
-    """The default of option ``name`` of ``cls``."""
-    spec = next(f for f in fields(cls) if f.name == name)
-    return spec.default if spec.default is not MISSING else spec.default_factory()
 
 
 def options_from_config(cls: type, config: dict | None, section: str) -> Any:

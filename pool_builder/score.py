@@ -20,7 +20,7 @@ from .errors import ImageReadError
 from .imaging import read_mask
 from .layout import WorkDir
 from .manifest import ImageRecord, read_category_manifest
-from .options import DEFAULT_CLIP_MODEL, DEFAULT_CLIP_PRETRAINED, ScoreOptions
+from .options import ScoreOptions
 from .prompts import score_text
 from .records import append_jsonl, read_jsonl
 from .sharding import Shard
@@ -46,8 +46,9 @@ class ClipScorer:
     """An open_clip model with batched, tensor-side preprocessing (resize the short side to the
     model's input size with antialiased bicubic interpolation, centre crop, normalise)."""
 
-    def __init__(self, model: str = DEFAULT_CLIP_MODEL, pretrained: str | None = DEFAULT_CLIP_PRETRAINED,
-                 device: str = 'cpu', precision: str = 'auto', cache_dir: str | None = None) -> None:
+    def __init__(self, model: str = ScoreOptions.model, pretrained: str | None = ScoreOptions.pretrained,
+                 device: str = 'cpu', precision: str = ScoreOptions.precision,
+                 cache_dir: str | None = None) -> None:
         import open_clip
 
         local = Path(model).expanduser()

@@ -12,7 +12,6 @@ dir).
 from __future__ import annotations
 
 import logging
-import os
 import time
 import traceback
 from collections.abc import Sequence
@@ -187,8 +186,3 @@ def build_stage(name: str, work: WorkDir, vocabulary: Vocabulary | None, section
     logger)."""
     cls = stage_class(name)
     return cls(work, vocabulary, options_from_config(cls.options_cls, section, name), **kwargs)
-
-
-def all_cores(workers: int | None) -> int:
-    """``workers`` processes, 0/None meaning every core."""
-    return workers or os.cpu_count() or 1
