@@ -1,8 +1,9 @@
 """Single writer per (stage, shard): a lock file in the work dir that works on shared filesystems.
 
-``<work>/locks/<stage>.<rank>-of-<n>.lock`` is created with ``O_CREAT | O_EXCL`` (atomic on local
-disks, NFSv3+ and Lustre; no ``flock``) and holds JSON naming the holder: host, pid, start time and a
-random token. While the holder runs, a daemon thread refreshes the file's mtime every
+``<work>/locks/<stage>.<rank>-of-<n>.lock`` is created atomically together with its content: a
+private file is hard-linked to the lock's name, and ``link`` fails when the name exists, on local
+disks, NFS and Lustre alike (no ``flock``). The JSON content names the holder: host, pid, start time
+and a random token. While the holder runs, a daemon thread refreshes the file's mtime every
 ``timeout / 20`` seconds (the heartbeat). Another process wanting the same lock gets a
 :class:`LockHeldError` naming the holder, unless the lock is stale:
 
@@ -106,35 +107,44 @@ class FileLock:
     def acquire(self) -> None:
         """Take the lock or raise :class:`LockHeldError` naming the holder."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        content = json.dumps(dict(host=socket.gethostname(), pid=os.getpid(), started=time.time(),
-                                  token=self.token)).encode('utf-8')
         for _ in range(10):
-            try:
-                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-            except FileExistsError:
-                found = self._read_holder()
-                if found is None:
-                    continue  # released meanwhile
-                holder, mtime = found
-                reason = self._stale_reason(holder, mtime)
-                if reason is None:
-                    raise LockHeldError(f'{self.what} is being written by another process '
-                                        f'({describe_holder(holder)}); lock file {self.path}. Wait for '
-                                        'it to finish (a dead holder on another host is taken over '
-                                        f'after {self.timeout_s:.0f} s without heartbeat).') from None
-                again = self._read_holder()
-                if again is not None and again[0].get('token') == holder.get('token'):
-                    self.logger.warning(f'taking over the stale lock {self.path} of '
-                                        f'{describe_holder(holder)}: {reason}')
-                    self.path.unlink(missing_ok=True)
-                continue
-            with os.fdopen(fd, 'wb') as f:
-                f.write(content)
-                f.flush()
-                os.fsync(f.fileno())
-            self._start_heartbeat()
-            return
+            if self._create():
+                self._start_heartbeat()
+                return
+            found = self._read_holder()
+            if found is None:
+                continue  # released meanwhile
+            holder, mtime = found
+            reason = self._stale_reason(holder, mtime)
+            if reason is None:
+                raise LockHeldError(f'{self.what} is being written by another process '
+                                    f'({describe_holder(holder)}); lock file {self.path}. Wait for it to '
+                                    'finish (a dead holder on another host is taken over after '
+                                    f'{self.timeout_s:.0f} s without heartbeat).')
+            again = self._read_holder()
+            if again is not None and again[0].get('token') == holder.get('token'):
+                self.logger.warning(f'taking over the stale lock {self.path} of {describe_holder(holder)}: '
+                                    f'{reason}')
+                self.path.unlink(missing_ok=True)
         raise LockHeldError(f'could not take the lock {self.path}: it keeps changing hands')
+
+    def _create(self) -> bool:
+        """Create the lock file with its complete content, atomically: write a private file, then
+        hard-link it to the lock's name (``link`` fails when the name exists, on NFS too, where an
+        ``O_EXCL`` create is not reliable everywhere). False when another lock file exists."""
+        content = json.dumps(dict(host=socket.gethostname(), pid=os.getpid(), started=time.time(),
+                                  token=self.token))
+        private = self.path.with_name(f'.{self.path.name}.{self.token}')
+        private.write_text(content, encoding='utf-8')
+        try:
+            os.link(private, self.path)
+            return True
+        except FileExistsError:
+            return False
+        except OSError:  # NFS: the reply may be lost although the link was made
+            return private.stat().st_nlink == 2
+        finally:
+            private.unlink(missing_ok=True)
 
     def _start_heartbeat(self) -> None:
         self._stop.clear()
