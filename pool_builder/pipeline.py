@@ -50,6 +50,7 @@ from .options import (
     options_from_config,
 )
 from .sharding import Shard, resolve_device, resolve_run_id, resolve_shard, wait_for_shards
+from .workspace import check_vocabulary_source
 
 #: ``generate``, ``ingest`` and ``stats`` run only when given; ``{}`` runs a section with its defaults.
 DEFAULT_RUN_CONFIG: dict = dict(work_dir=None, device='auto', **{
@@ -125,6 +126,8 @@ def run_pipeline(config: Mapping, stages: Sequence[str] | None = None, shard: Sh
     if not config['work_dir'] and writers:
         raise ConfigError(f'"work_dir" is required by the stage(s) {writers}')
     work = WorkDir(config['work_dir'] or '.')
+    if writers:
+        check_vocabulary_source(work, config['vocabulary'].get('file'))
     mine = [s for s in writers if s in SHARDED_STAGES or shard.rank == 0]
     with ExitStack() as locks:
         logger = get_logger(work if config['work_dir'] else None, shard, log_level)

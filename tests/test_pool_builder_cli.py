@@ -190,3 +190,8 @@ def test_fixtures_live_in_pool_builder_testing(repo_root):
     assert callable(testing.build_tiny_models)
     assert Path(testing.__file__).parent == repo_root / 'pool_builder' / 'testing'
     assert not list((repo_root / 'pool_builder').glob('tiny_*.py'))  # no fixtures in the library
+
+
+def test_a_failing_command_does_not_create_a_mistyped_work_dir(tmp_path, capsys):
+    assert cli.main(['segment', '--work-dir', str(tmp_path / 'typo'), '--device', 'cpu']) == 2
+    assert 'has no recorded vocabulary' in capsys.readouterr().err and not (tmp_path / 'typo').exists()
