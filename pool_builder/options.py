@@ -24,6 +24,8 @@ from .errors import ConfigError, VocabularyError
 STAGE_ORDER = ('generate', 'ingest', 'segment', 'score', 'filter', 'stats', 'inspect')
 #: Stages split by category over processes (the others run once, on rank 0).
 SHARDED_STAGES = ('generate', 'ingest', 'segment', 'score')
+#: Stages that run models on the run's device.
+DEVICE_STAGES = ('generate', 'segment', 'score')
 #: Stages that write the work dir: they need its vocabulary, hold a (stage, shard) lock while they
 #: run and leave a done marker (``stats`` and ``inspect`` write only their ``out``).
 WORK_DIR_STAGES = SHARDED_STAGES + ('filter',)

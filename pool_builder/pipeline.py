@@ -39,6 +39,7 @@ from .errors import ConfigError
 from .layout import WorkDir
 from .options import (
     DEFAULT_ON,
+    DEVICE_STAGES,
     SECTION_OPTIONS,
     SHARDED_STAGES,
     STAGE_ORDER,
@@ -143,7 +144,7 @@ def _run_stages(config: dict, wanted: list[str], work: WorkDir, shard: Shard, de
 
     vocab_options = options_from_config(VocabularyOptions, config['vocabulary'], 'vocabulary')
     vocabulary = _vocabulary(work, vocab_options.file, any(s in WORK_DIR_STAGES for s in wanted))
-    if any(s in ('generate', 'segment', 'score') for s in wanted):
+    if any(s in DEVICE_STAGES for s in wanted):
         device = resolve_device(device or config['device'], shard)
     device = device or 'cpu'
     logger.info(f'run: stages {wanted} in {work.root} (shard {shard}, device {device})')
