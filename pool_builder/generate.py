@@ -12,73 +12,29 @@ import hashlib
 import logging
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from .errors import ConfigError
 from .imaging import write_png
 from .layout import WorkDir
 from .manifest import ImageRecord, append_records, read_category_manifest
-from .prompts import PromptOptions, build_prompts, prompt_for_index
-from .records import remove_stale_temp_files
-from .sharding import Shard, mark_done
-from .stage import FailureLog, StageSummary, get_logger
+from .options import GenerateOptions, PromptOptions
+from .prompts import build_prompts, prompt_for_index
+from .sharding import Shard
+from .stage import Stage, StageSummary, register_stage
+from .torch_utils import torch_dtype
 from .vocabulary import Category, Vocabulary
 
-DEFAULT_T2I_MODEL = 'runwayml/stable-diffusion-v1-5'
+__all__ = ['GenerateOptions', 'GenerateStage', 'generate_images', 'image_seed', 'load_text_to_image_pipeline',
+           'run_text_to_image']
 
-
-@dataclass(frozen=True)
-class GenerateOptions:
-    """Generation settings; the defaults are X-Paste's (SD 1.5, DPM-Solver++, 50 steps, cfg 7.5,
-    512x512, fp16 on CUDA, 100 images per category in batches of 4).
-
-    ``safety_checker=False`` removes the pipeline's NSFW checker (X-Paste never ran it because it
-    decoded latents itself); by default the pipeline is used as loaded.
-    """
-
-    model: str = DEFAULT_T2I_MODEL
-    scheduler: str | None = 'DPMSolverMultistepScheduler'
-    num_inference_steps: int = 50
-    guidance_scale: float = 7.5
-    height: int = 512
-    width: int = 512
-    dtype: str = 'auto'
-    negative_prompt: str | None = None
-    images_per_category: int = 100
-    batch_size: int = 4
-    seed: int = 0
-    safety_checker: bool = True
-
-    def __post_init__(self) -> None:
-        if self.images_per_category < 1 or self.batch_size < 1 or self.num_inference_steps < 1:
-            raise ConfigError('generate: images_per_category, batch_size and num_inference_steps must be '
-                              '>= 1')
-        if self.height % 8 or self.width % 8:
-            raise ConfigError(f'generate: height/width must be multiples of 8, got {self.height}x'
-                              f'{self.width}')
-
-
-def torch_dtype(dtype: str, device: str):
-    """``"auto"`` -> float16 on CUDA, float32 elsewhere; else the named torch dtype."""
-    import torch
-
-    if dtype == 'auto':
-        return torch.float16 if str(device).startswith('cuda') else torch.float32
-    names = {'fp16': 'float16', 'fp32': 'float32', 'bf16': 'bfloat16'}
-    value = getattr(torch, names.get(dtype, dtype), None)
-    if not isinstance(value, torch.dtype):
-        raise ConfigError(f'unknown dtype {dtype!r} (use auto, fp16, fp32 or bf16)')
-    return value
-
-
-def load_text_to_image_pipeline(model: str = DEFAULT_T2I_MODEL, device: str = 'cpu', dtype: str = 'auto',
-                                scheduler: str | None = 'DPMSolverMultistepScheduler',
-                                safety_checker: bool = True):
+def load_text_to_image_pipeline(model: str = GenerateOptions.model, device: str = 'cpu',
+                                dtype: str = GenerateOptions.dtype,
+                                scheduler: str | None = GenerateOptions.scheduler,
+                                safety_checker: bool = GenerateOptions.safety_checker):
     """Load a diffusers text-to-image pipeline from a hub id or a local folder (``model_index.json``)
     and swap its scheduler for ``scheduler`` (a diffusers class name; None keeps it)."""
     import diffusers
@@ -131,50 +87,67 @@ def run_text_to_image(pipe, prompts: Sequence[str], seeds: Sequence[int],
     return result
 
 
+@register_stage
+class GenerateStage(Stage):
+    """Stage ``generate``: ``options.images_per_category`` images for each category of this shard.
+
+    Existing complete images are kept; a failing category is recorded under ``<work>/failures`` and
+    the run goes on. The model is loaded only when some image is missing.
+
+    Args:
+        options (GenerateOptions): generation settings.
+        prompt_options (PromptOptions): how prompts are made (the run config's ``vocabulary``).
+        pipeline: a ready diffusers pipeline (default: loaded from ``options.model`` on first need).
+        Others: see :class:`~pool_builder.stage.Stage`.
+    """
+
+    name = 'generate'
+    options_cls = GenerateOptions
+
+    def __init__(self, *args, prompt_options: PromptOptions = PromptOptions(), pipeline=None,
+                 **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.prompt_options = prompt_options
+        self.pipeline = pipeline
+        self.plans: dict[int, list[tuple[range, set[int]]]] = {}
+        self.prompts: dict[int, tuple[str, ...]] = {}
+
+    def prepare(self, todo: Sequence[Category]) -> None:
+        options = self.options
+        self.prompts = build_prompts(self.vocabulary, self.prompt_options, todo)
+        self.logger.info(f'generate: shard {self.shard}, {len(todo)} categories x '
+                         f'{options.images_per_category} images with {options.model} on {self.device}')
+        for category in todo:
+            try:
+                self.plans[category.id] = _missing_batches(self.work, category, options)
+            except Exception as exc:  # e.g. an unreadable manifest: skip the category, keep going
+                self.failures.record(f'category {category.id} ({category.name})', exc, with_traceback=True)
+        self.summary.skipped = sum(options.images_per_category - sum(len(w) for _, w in plan)
+                                   for plan in self.plans.values())
+        if self.pipeline is None and any(self.plans.values()):  # a model that cannot load stops here
+            self.pipeline = load_text_to_image_pipeline(options.model, self.device, options.dtype,
+                                                        options.scheduler, options.safety_checker)
+
+    def temp_folders(self, category: Category) -> list[Path]:
+        return [self.work.image_dir(category.safe_name)]
+
+    def process_category(self, category: Category) -> None:
+        for batch, wanted in self.plans.get(category.id, ()):
+            self.summary.done += _generate_batch(self.work, self.pipeline, category, batch, wanted,
+                                                 self.prompts[category.id], self.options)
+
+
 def generate_images(work: WorkDir, vocabulary: Vocabulary, options: GenerateOptions = GenerateOptions(),
                     prompt_options: PromptOptions = PromptOptions(), shard: Shard = Shard(),
                     device: str = 'cpu', categories: Sequence[int] | None = None, pipeline=None,
                     logger: logging.Logger | None = None) -> StageSummary:
-    """Generate ``options.images_per_category`` images for each category of this shard.
-
-    Existing complete images are kept; a failing category is recorded under ``<work>/failures`` and
-    the run goes on. ``pipeline`` may be a ready pipeline (else it is loaded on first need).
-    """
-    logger = logger or get_logger(work, shard)
-    summary = StageSummary('generate')
-    failures = FailureLog(work, 'generate', shard, summary, logger)
-    todo = shard.select(vocabulary.subset(categories))
-    prompts = build_prompts(vocabulary, prompt_options, todo)
-    logger.info(f'generate: shard {shard}, {len(todo)} categories x {options.images_per_category} images '
-                f'with {options.model} on {device}')
-    plans = {}
-    for category in todo:
-        try:
-            plans[category.id] = _missing_batches(work, category, options)
-        except Exception as exc:  # e.g. an unreadable manifest: skip the category, keep going
-            failures.record(f'category {category.id} ({category.name})', exc, with_traceback=True)
-    summary.skipped = sum(options.images_per_category - sum(len(w) for _, w in plan)
-                          for plan in plans.values())
-    pipe = pipeline
-    if pipe is None and any(plans.values()):  # a model that cannot load stops the run here
-        pipe = load_text_to_image_pipeline(options.model, device, options.dtype, options.scheduler,
-                                           options.safety_checker)
-    for category in tqdm([c for c in todo if plans.get(c.id)], desc='generate', unit='category',
-                         disable=None):
-        try:
-            for batch, wanted in plans[category.id]:
-                summary.done += _generate_batch(work, pipe, category, batch, wanted, prompts[category.id],
-                                                options)
-        except Exception as exc:  # one category must not stop the run
-            failures.record(f'category {category.id} ({category.name})', exc, with_traceback=True)
-    mark_done(work, 'generate', shard)
-    logger.info(str(summary))
-    return summary
+    """Run :class:`GenerateStage` (``pipeline``: a ready pipeline, else loaded on first need)."""
+    return GenerateStage(work, vocabulary, options, shard, device, categories, logger,
+                         prompt_options=prompt_options, pipeline=pipeline).run()
 
 
 def _missing_batches(work: WorkDir, category: Category,
                      options: GenerateOptions) -> list[tuple[range, set[int]]]:
-    remove_stale_temp_files(work.image_dir(category.safe_name))
     complete = {r.index for r in read_category_manifest(work, category.safe_name, ('generated',))
                 if r.index is not None and work.resolve(r.image).is_file()}
     total, size = options.images_per_category, options.batch_size

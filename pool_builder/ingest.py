@@ -11,62 +11,79 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from tqdm import tqdm
-
 from xpaste_mm.utils.io import atomic_write_bytes
 
 from .errors import ConfigError, ImageReadError, VocabularyError
 from .imaging import is_image_file, read_image_bgr
 from .layout import WorkDir
 from .manifest import ImageRecord, append_records, read_category_manifest
-from .sharding import Shard, mark_done
-from .stage import FailureLog, StageSummary, get_logger
+from .options import IngestOptions
+from .sharding import Shard
+from .stage import FailureLog, Stage, StageSummary, register_stage
 from .vocabulary import Category, Vocabulary, safe_folder_name
 
-INGEST_SOURCES = ('retrieved', 'own')
 
-
-def ingest_images(work: WorkDir, vocabulary: Vocabulary, image_root: str | os.PathLike,
-                  source: str = 'retrieved', copy: bool = False, skip_unknown_folders: bool = False,
-                  shard: Shard = Shard(), logger: logging.Logger | None = None,
-                  categories: Sequence[int] | None = None) -> StageSummary:
-    """Add every image under ``image_root/<category folder>/`` to the manifest (only the folders of
-    ``categories`` when given).
+@register_stage
+class IngestStage(Stage):
+    """Stage ``ingest``: add every image under ``<root>/<category folder>/`` to the manifest (only the
+    folders of ``categories`` when given).
 
     Unknown folders raise a :class:`VocabularyError` listing them (or are skipped with a warning when
     ``skip_unknown_folders``); unreadable images are recorded as failures and skipped. Images
     already in the manifest are not added twice.
+
+    Args:
+        options (IngestOptions): image root, source, copy and unknown-folder policy.
+        Others: see :class:`~pool_builder.stage.Stage`.
     """
-    if source not in INGEST_SOURCES:
-        raise ConfigError(f'ingest: source must be one of {INGEST_SOURCES}, got {source!r}')
-    root = Path(image_root).expanduser()
-    if not root.is_dir():
-        raise FileNotFoundError(f'ingest: image folder {root} does not exist (expected one sub-folder '
-                                'of images per category)')
-    logger = logger or get_logger(work, shard)
-    summary = StageSummary('ingest')
-    failures = FailureLog(work, 'ingest', shard, summary, logger)
-    folders: dict[int, list[Path]] = {}
-    unknown = []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith('.')):
-        category = vocabulary.match_folder(folder.name)
-        if category is None:
-            unknown.append(folder.name)
-        else:
-            folders.setdefault(category.id, []).append(folder)
-    if unknown and not skip_unknown_folders:
-        raise VocabularyError(f'ingest: folders {unknown[:10]} under {root} match no category of '
-                              f'{vocabulary.source} (name them by category name or folder name, or '
-                              'skip them with skip_unknown_folders)')
-    for name in unknown:
-        logger.warning(f'ingest: skipping folder {root / name}: no such category')
-    todo = shard.select([c for c in vocabulary.subset(categories) if c.id in folders])
-    for category in tqdm(todo, desc='ingest', unit='category', disable=None):
-        for folder in folders[category.id]:
-            _ingest_folder(work, category, folder, source, copy, summary, failures)
-    mark_done(work, 'ingest', shard)
-    logger.info(str(summary))
-    return summary
+
+    name = 'ingest'
+    options_cls = IngestOptions
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if not self.options.root:
+            raise ConfigError('ingest: "root" (folder with one sub-folder per category) is required')
+        self.root = Path(self.options.root).expanduser()
+        if not self.root.is_dir():
+            raise FileNotFoundError(f'ingest: image folder {self.root} does not exist (expected one '
+                                    'sub-folder of images per category)')
+        self.folders: dict[int, list[Path]] = {}  # category id -> its image folders, set by todo()
+
+    def todo(self) -> list[Category]:
+        self.folders, unknown = {}, []
+        for folder in sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith('.')):
+            category = self.vocabulary.match_folder(folder.name)
+            if category is None:
+                unknown.append(folder.name)
+            else:
+                self.folders.setdefault(category.id, []).append(folder)
+        if unknown and not self.options.skip_unknown_folders:
+            raise VocabularyError(f'ingest: folders {unknown[:10]} under {self.root} match no category of '
+                                  f'{self.vocabulary.source} (name them by category name or folder name, '
+                                  'or skip them with skip_unknown_folders)')
+        for name in unknown:
+            self.logger.warning(f'ingest: skipping folder {self.root / name}: no such category')
+        return self.shard.select([c for c in self.vocabulary.subset(self.categories) if c.id in self.folders])
+
+    def temp_folders(self, category: Category) -> list[Path]:
+        return [self.work.image_dir(category.safe_name)] if self.options.copy else []
+
+    def process_category(self, category: Category) -> None:
+        for folder in self.folders[category.id]:
+            _ingest_folder(self.work, category, folder, self.options.source, self.options.copy, self.summary,
+                           self.failures)
+
+
+def ingest_images(work: WorkDir, vocabulary: Vocabulary, image_root: str | os.PathLike,
+                  source: str = IngestOptions.source, copy: bool = IngestOptions.copy,
+                  skip_unknown_folders: bool = IngestOptions.skip_unknown_folders, shard: Shard = Shard(),
+                  logger: logging.Logger | None = None,
+                  categories: Sequence[int] | None = None) -> StageSummary:
+    """Run :class:`IngestStage` on the images under ``image_root``."""
+    options = IngestOptions(root=str(image_root), source=source, copy=copy,
+                            skip_unknown_folders=skip_unknown_folders)
+    return IngestStage(work, vocabulary, options, shard, 'cpu', categories, logger).run()
 
 
 def _ingest_folder(work: WorkDir, category: Category, folder: Path, source: str, copy: bool,

@@ -10,6 +10,7 @@
     <work>/pool/build_summary.json               per-category bars, candidates and drop reasons
     <work>/failures/<stage>.<rank>-of-<n>.jsonl  categories/images that failed, with the error
     <work>/done/<stage>.<rank>-of-<n>            marker: that shard finished the stage
+    <work>/locks/<stage>.<rank>-of-<n>.lock      held while a process writes that shard (locking.py)
     <work>/logs/                                 log files, one per process
 """
 from __future__ import annotations
@@ -17,8 +18,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-
-from xpaste_mm.datasets.pool_index import INDEX_FILENAME
 
 MASK_SUFFIX = '.png'
 
@@ -69,6 +68,8 @@ class WorkDir:
 
     @property
     def pool_index(self) -> Path:
+        from xpaste_mm.datasets.pool_index import INDEX_FILENAME
+
         return self.pool_dir / INDEX_FILENAME
 
     @property
@@ -89,6 +90,9 @@ class WorkDir:
 
     def done_marker(self, stage: str, rank: int, world_size: int) -> Path:
         return self.root / 'done' / f'{stage}.{rank}-of-{world_size}'
+
+    def lock_file(self, stage: str, rank: int, world_size: int) -> Path:
+        return self.root / 'locks' / f'{stage}.{rank}-of-{world_size}.lock'
 
     @property
     def log_dir(self) -> Path:

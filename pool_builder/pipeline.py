@@ -1,4 +1,5 @@
-"""Running several stages from one config, and the one-call "images -> pool" path.
+"""Running stages from one config: the one way to run the pool builder (``xpaste-pool run``; the
+stage commands build the same config from their flags), and the one-call "images -> pool" path.
 
 Run config (an mmengine config file: ``.py`` with ``_base_`` inheritance, ``.json`` or ``.yaml``)::
 
@@ -16,55 +17,45 @@ Run config (an mmengine config file: ``.py`` with ``_base_`` inheritance, ``.jso
     stats = dict(ann_file='lvis_v1_train.json', out='category_stats.json')              # or None
     inspect = dict(min_instances=10, per_sheet=48, out='report')                        # or None
 
-A section set to None is skipped. Under a multi-process launch, generate/ingest/segment/score are
-sharded by category; rank 0 then waits for every shard's ``score`` marker and runs the rest.
+Every key and default is defined once, in ``options.py`` (which also states the path rule). A section
+set to None is skipped; ``generate``, ``ingest`` and ``stats`` run only when given. Under a
+multi-process launch, generate/ingest/segment/score are sharded by category; rank 0 then waits for
+every shard's marker and runs the rest. A run takes the locks of all its (stage, shard) pairs before
+it starts, so a second run of the same shard fails at once instead of midway.
 """
 from __future__ import annotations
 
 import copy
 import gc
 import os
+import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import fields
+from contextlib import ExitStack
+from dataclasses import asdict, fields
 from pathlib import Path
 
-from .build import BuildSummary, build_pool
+from . import locking
 from .errors import ConfigError
-from .generate import GenerateOptions, generate_images
-from .ingest import ingest_images
 from .layout import WorkDir
-from .prompts import as_prompt_options
-from .scoring import ClipScorer, ScoreOptions, score_masks
-from .selection import FilterRule
+from .options import (
+    DEFAULT_ON,
+    DEVICE_STAGES,
+    SECTION_OPTIONS,
+    SHARDED_STAGES,
+    STAGE_ORDER,
+    WORK_DIR_STAGES,
+    FilterRule,
+    ScoreOptions,
+    SegmentOptions,
+    VocabularyOptions,
+    options_from_config,
+)
 from .sharding import Shard, resolve_device, resolve_run_id, resolve_shard, wait_for_shards
-from .stage import get_logger, options_from_config
-from .workspace import open_vocabulary
+from .workspace import check_vocabulary_source
 
-STAGES = ('generate', 'ingest', 'segment', 'score', 'filter', 'stats', 'inspect')
-SHARDED_STAGES = ('generate', 'ingest', 'segment', 'score')
-DEFAULT_RUN_CONFIG: dict = dict(
-    work_dir=None,
-    device='auto',
-    vocabulary=dict(file=None, categories=None),
-    generate=None,
-    ingest=None,
-    segment=dict(segmenters=['grabcut'], batch_size=8),
-    score=dict(),
-    filter=dict(),
-    stats=None,
-    inspect=dict(),
-)
-_SECTION_KEYS = dict(
-    vocabulary={'file', 'categories', 'templates', 'synonyms', 'definitions', 'prompt_file'},
-    ingest={'root', 'source', 'copy', 'skip_unknown_folders'},
-    segment={'segmenters', 'batch_size'},
-    filter={'min_clip', 'min_area', 'max_area', 'tolerance', 'workers', 'segmenters', 'overwrite',
-            'xpaste_json'},
-    stats={'ann_file', 'out'},
-    inspect={'min_instances', 'per_sheet', 'out'},
-    generate={f.name for f in fields(GenerateOptions)},
-    score={f.name for f in fields(ScoreOptions)},
-)
+#: ``generate``, ``ingest`` and ``stats`` run only when given; ``{}`` runs a section with its defaults.
+DEFAULT_RUN_CONFIG: dict = dict(work_dir=None, device='auto', **{
+    section: {} if section == 'vocabulary' or section in DEFAULT_ON else None for section in SECTION_OPTIONS})
 
 
 def load_run_config(path: str | os.PathLike, overrides: Mapping | None = None) -> dict:
@@ -97,73 +88,89 @@ def normalize_run_config(config: Mapping, where: str = 'run config') -> dict:
         default = merged.get(key)
         merged[key] = {**default, **value} if isinstance(default, dict) and isinstance(value, Mapping) \
             else value
-    if not merged['work_dir']:
-        raise ConfigError(f'{where}: "work_dir" is required')
-    for section, allowed in _SECTION_KEYS.items():
+    for section, cls in SECTION_OPTIONS.items():
         value = merged.get(section)
         if value is None:
             continue
         if not isinstance(value, Mapping):
             raise ConfigError(f'{where}: section "{section}" must be a dict or None')
+        allowed = {f.name for f in fields(cls)}
         bad = sorted(set(value) - allowed)
         if bad:
             raise ConfigError(f'{where}: unknown key(s) {bad} in "{section}"; allowed: {sorted(allowed)}')
-    stages = merged.get('stages')
-    if stages is not None:
-        bad = sorted(set(stages) - set(STAGES))
-        if bad:
-            raise ConfigError(f'{where}: unknown stage(s) {bad}; stages are {list(STAGES)}')
+    _check_stages(merged.get('stages'), where)
     return merged
 
 
+def _check_stages(stages: Sequence[str] | None, where: str) -> None:
+    bad = sorted(set(stages or ()) - set(STAGE_ORDER))
+    if bad:
+        raise ConfigError(f'{where}: unknown stage(s) {bad}; stages are {list(STAGE_ORDER)}')
+
+
 def run_pipeline(config: Mapping, stages: Sequence[str] | None = None, shard: Shard | None = None,
-                 device: str | None = None) -> dict:
+                 device: str | None = None, log_level: str = 'INFO') -> dict:
     """Run the configured stages in order; returns ``{stage: summary}``.
 
     ``stages`` (or the config's ``stages``) restricts what runs; sections set to None never run.
+    ``work_dir`` is required unless only ``stats``/``inspect`` run (then it defaults to the current
+    directory, for their relative ``out``).
     """
+    from .logs import get_logger
+
     config = normalize_run_config(config)
+    _check_stages(stages, 'stages')
     shard = shard or resolve_shard()
-    work = WorkDir(config['work_dir'])
-    logger = get_logger(work, shard)
-    vocab_cfg = dict(config['vocabulary'])
-    vocabulary = open_vocabulary(work, vocab_cfg.pop('file'))
-    categories = vocab_cfg.pop('categories')
-    prompt_options = as_prompt_options(vocab_cfg)
-    wanted = [s for s in (stages or config.get('stages') or STAGES) if config.get(s) is not None]
-    unknown = sorted(set(stages or ()) - set(STAGES))
-    if unknown:
-        raise ConfigError(f'unknown stage(s) {unknown}; stages are {list(STAGES)}')
-    device = resolve_device(device or config['device'], shard)
+    wanted = [s for s in STAGE_ORDER if s in (stages or config.get('stages') or STAGE_ORDER)
+              and config.get(s) is not None]
+    writers = [s for s in wanted if s in WORK_DIR_STAGES]
+    if not config['work_dir'] and writers:
+        raise ConfigError(f'"work_dir" is required by the stage(s) {writers}')
+    work = WorkDir(config['work_dir'] or '.')
+    if writers:
+        check_vocabulary_source(work, config['vocabulary'].get('file'))
+    mine = [s for s in writers if s in SHARDED_STAGES or shard.rank == 0]
+    with ExitStack() as locks:
+        logger = get_logger(work if config['work_dir'] else None, shard, log_level)
+        for stage in mine:
+            locks.enter_context(locking.hold_stage(work, stage, shard if stage in SHARDED_STAGES else Shard(),
+                                                   logger))
+        return _run_stages(config, wanted, work, shard, device, logger)
+
+
+def _run_stages(config: dict, wanted: list[str], work: WorkDir, shard: Shard, device: str | None,
+                logger) -> dict:
+    from .stage import build_stage
+
+    vocab_options = options_from_config(VocabularyOptions, config['vocabulary'], 'vocabulary')
+    vocabulary = _vocabulary(work, vocab_options.file, any(s in WORK_DIR_STAGES for s in wanted))
+    if any(s in DEVICE_STAGES for s in wanted):
+        device = resolve_device(device or config['device'], shard)
+    device = device or 'cpu'
     logger.info(f'run: stages {wanted} in {work.root} (shard {shard}, device {device})')
     results: dict = {}
     for stage in wanted:
         if stage not in SHARDED_STAGES and shard.world_size > 1:
             if shard.rank != 0 or not _wait_for_other_shards(work, wanted, shard, logger):
                 break
-        section = config[stage]
-        if stage == 'generate':
-            results[stage] = generate_images(work, vocabulary, options_from_config(
-                GenerateOptions, section, 'generate'), prompt_options, shard, device, categories,
-                logger=logger)
-        elif stage == 'ingest':
-            results[stage] = _run_ingest(work, vocabulary, section, shard, categories, logger)
-        elif stage == 'segment':
-            results[stage] = _run_segment(work, vocabulary, section, shard, device, categories, logger)
-        elif stage == 'score':
-            results[stage] = _run_score(work, vocabulary, section, shard, device, categories, logger)
-        elif stage == 'filter':
-            results[stage] = _run_filter(work, vocabulary, section, logger)
-        elif stage == 'stats':
-            results[stage] = _run_stats(work, section)
-        elif stage == 'inspect':
-            from .report import inspect_pool
-
-            results[stage] = inspect_pool(work.pool_index, work.resolve(section.get('out', 'report')),
-                                          vocabulary, section.get('min_instances', 10),
-                                          section.get('per_sheet', 48))
+        extra = dict(prompt_options=vocab_options) if stage == 'generate' else {}
+        results[stage] = build_stage(stage, work, vocabulary, config[stage], shard=shard, device=device,
+                                     categories=vocab_options.categories, logger=logger, **extra).run()
         _release_memory()
     return results
+
+
+def _vocabulary(work: WorkDir, path: str | None, record: bool):
+    """The work dir's vocabulary (recorded from ``path`` when ``record``); for stages that only read
+    it: the file, else the recorded one, else None."""
+    from .vocabulary import load_vocabulary
+    from .workspace import open_vocabulary
+
+    if record:
+        return open_vocabulary(work, path)
+    if path:
+        return load_vocabulary(path)
+    return load_vocabulary(work.vocabulary_file) if work.vocabulary_file.is_file() else None
 
 
 def _wait_for_other_shards(work, wanted, shard, logger) -> bool:
@@ -184,63 +191,21 @@ def _wait_for_other_shards(work, wanted, shard, logger) -> bool:
     return True
 
 
-def _run_ingest(work, vocabulary, section, shard, categories, logger):
-    section = dict(section)
-    if 'root' not in section:
-        raise ConfigError('ingest: "root" (folder with one sub-folder per category) is required')
-    return ingest_images(work, vocabulary, section.pop('root'), shard=shard, logger=logger,
-                         categories=categories, **section)
-
-
-def _run_segment(work, vocabulary, section, shard, device, categories, logger):
-    from .segment import segment_images
-    from .segmenters import build_segmenter
-
-    specs = section.get('segmenters') or ['grabcut']
-    segmenters = [build_segmenter(spec, device) for spec in specs]
-    return segment_images(work, vocabulary, segmenters, section.get('batch_size', 8), shard, categories,
-                          logger=logger)
-
-
-def _run_score(work, vocabulary, section, shard, device, categories, logger):
-    options = options_from_config(ScoreOptions, section, 'score')
-    scorer = ClipScorer(options.model, options.pretrained, device, options.precision)
-    return score_masks(work, vocabulary, scorer, options, shard=shard, categories=categories,
-                       logger=logger)
-
-
-def _run_filter(work, vocabulary, section, logger) -> BuildSummary:
-    section = dict(section)
-    rule = options_from_config(FilterRule, {k: section.pop(k) for k in list(section)
-                                            if k in ('min_clip', 'min_area', 'max_area', 'tolerance')},
-                               'filter')
-    workers = section.pop('workers', None) or os.cpu_count() or 1
-    return build_pool(work, vocabulary, rule, workers=workers, logger=logger, **section)
-
-
-def _run_stats(work, section):
-    from xpaste_mm.datasets.category_stats import compute_category_stats, save_category_stats
-
-    if not section.get('ann_file'):
-        raise ConfigError('stats: "ann_file" (training annotation JSON) is required')
-    return save_category_stats(compute_category_stats(section['ann_file']),
-                               work.resolve(section.get('out', 'category_stats.json')))
-
-
 def _release_memory() -> None:
     gc.collect()
-    import torch
-
-    if torch.cuda.is_available():
+    torch = sys.modules.get('torch')
+    if torch is not None and torch.cuda.is_available():
         torch.cuda.empty_cache()
 
 
 def build_pool_from_images(image_root: str | os.PathLike, work_dir: str | os.PathLike,
                            vocabulary_file: str | os.PathLike, source: str = 'own',
-                           segmenters: Sequence[str | Mapping] = ('grabcut',),
-                           clip_model: str = 'ViT-L-14', clip_pretrained: str | None = 'openai',
-                           device: str = 'auto', rule: FilterRule = FilterRule(), batch_size: int = 8,
-                           workers: int = 1, xpaste_json: str | None = None) -> BuildSummary:
+                           segmenters: Sequence[str | Mapping] = SegmentOptions.segmenters,
+                           clip_model: str = ScoreOptions.model,
+                           clip_pretrained: str | None = ScoreOptions.pretrained,
+                           device: str = 'auto', rule: FilterRule = FilterRule(),
+                           batch_size: int = SegmentOptions.batch_size, workers: int = 1,
+                           xpaste_json: str | None = None):
     """One call from a folder of category sub-folders of images to a pool index:
     ingest -> segment -> score -> filter. Returns the filter summary (``.index_path`` is the index).
     Resumable like the individual stages."""
@@ -248,7 +213,6 @@ def build_pool_from_images(image_root: str | os.PathLike, work_dir: str | os.Pat
                   ingest=dict(root=str(image_root), source=source),
                   segment=dict(segmenters=list(segmenters), batch_size=batch_size),
                   score=dict(model=str(clip_model), pretrained=clip_pretrained, batch_size=batch_size * 4),
-                  filter=dict(min_clip=rule.min_clip, min_area=rule.min_area, max_area=rule.max_area,
-                              tolerance=rule.tolerance, workers=workers, xpaste_json=xpaste_json),
+                  filter=dict(**asdict(rule), workers=workers, xpaste_json=xpaste_json),
                   inspect=None)
     return run_pipeline(config, shard=Shard(), device=device)['filter']

@@ -7,37 +7,15 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import VocabularyError
+from .options import DEFAULT_GENERATION_TEMPLATE, DEFAULT_SCORE_TEMPLATE, PromptOptions
 from .vocabulary import Category, Vocabulary, display_name
 
-#: X-Paste's generation prompt.
-DEFAULT_GENERATION_TEMPLATE = 'a photo of a single {name}'
-#: X-Paste's text for CLIP scoring and for text-prompted segmenters.
-DEFAULT_SCORE_TEMPLATE = 'a photo of {name}'
-
-
-@dataclass(frozen=True)
-class PromptOptions:
-    """How generation prompts are made.
-
-    ``templates`` are applied to the category name (underscores -> spaces); with ``synonyms`` they
-    are also applied to every synonym; with ``definitions`` each template prompt is also repeated as
-    ``"<prompt>, <definition>"``. A ``prompt_file`` adds user prompts per category.
-    """
-
-    templates: tuple[str, ...] = (DEFAULT_GENERATION_TEMPLATE,)
-    synonyms: bool = False
-    definitions: bool = False
-    prompt_file: str | None = None
-
-    def __post_init__(self) -> None:
-        for template in self.templates:
-            if '{name}' not in template:
-                raise VocabularyError(f'prompt template {template!r} must contain "{{name}}"')
+__all__ = ['DEFAULT_GENERATION_TEMPLATE', 'DEFAULT_SCORE_TEMPLATE', 'PromptOptions', 'build_prompts',
+           'load_prompt_file', 'prompt_for_index', 'score_text']
 
 
 def score_text(category: Category, template: str = DEFAULT_SCORE_TEMPLATE) -> str:
@@ -126,15 +104,3 @@ def _resolve_category(key: str, vocabulary: Vocabulary) -> Category | None:
         except VocabularyError:
             return None
     return vocabulary.match_folder(key)
-
-
-def as_prompt_options(config: Mapping | None) -> PromptOptions:
-    """Prompt options from a config dict (keys of :class:`PromptOptions`; None -> defaults)."""
-    config = dict(config or {})
-    if 'templates' in config:
-        config['templates'] = tuple(config['templates'])
-    try:
-        return PromptOptions(**config)
-    except TypeError as exc:
-        raise VocabularyError(f'prompt options: {exc} (allowed: templates, synonyms, definitions, '
-                              'prompt_file)') from exc

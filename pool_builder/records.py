@@ -3,7 +3,8 @@
 A batch of records is appended with one ``write`` call followed by ``fsync``, after the files the
 records describe were written atomically. A process killed mid-append can at worst leave a last
 line without its newline: readers ignore such a torn tail and the next append cuts it off. Each
-record file has a single writer (work is sharded by category), so no locking is needed.
+record file has a single writer: work is sharded by category, and the lock of each (stage, shard)
+(``locking.py``) keeps a second process off the same shard.
 """
 from __future__ import annotations
 
@@ -13,8 +14,6 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from .errors import PoolBuilderError
-
-TEMP_MARKER = '.tmp'
 
 
 class RecordFileError(PoolBuilderError, ValueError):
@@ -83,19 +82,3 @@ def _drop_torn_tail(f) -> None:
 def latest_by_key(records: Iterable[Mapping], key: str = 'key') -> dict[str, dict]:
     """``{record[key]: record}``, later records replacing earlier ones."""
     return {r[key]: dict(r) for r in records if key in r}
-
-
-def remove_stale_temp_files(folder: str | os.PathLike) -> int:
-    """Delete temporary files that an interrupted atomic write left in ``folder``; returns the count.
-
-    Only call it on folders this process is the single writer of.
-    """
-    folder = Path(folder)
-    if not folder.is_dir():
-        return 0
-    removed = 0
-    for entry in folder.iterdir():
-        if entry.name.startswith('.') and TEMP_MARKER in entry.name and entry.is_file():
-            entry.unlink(missing_ok=True)
-            removed += 1
-    return removed

@@ -11,24 +11,9 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from .errors import ConfigError
+from .options import FilterRule
 
-
-@dataclass(frozen=True)
-class FilterRule:
-    """Thresholds of the rule; defaults are X-Paste's README values."""
-
-    min_clip: float = 21.0
-    min_area: float = 0.05
-    max_area: float = 0.95
-    tolerance: float = 1.0
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.min_area <= self.max_area <= 1.0:
-            raise ConfigError(f'filter: need 0 <= min_area <= max_area <= 1, got {self.min_area}, '
-                              f'{self.max_area}')
-        if self.tolerance < 0:
-            raise ConfigError(f'filter: tolerance must be >= 0, got {self.tolerance}')
+__all__ = ['CategorySelection', 'Choice', 'FilterRule', 'choose_segmenter', 'select_category']
 
 
 @dataclass(frozen=True)

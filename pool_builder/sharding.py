@@ -3,8 +3,9 @@
 A shard is ``(rank, world_size)``: rank ``r`` owns every category whose position in the id-sorted
 vocabulary is ``r`` modulo ``world_size``. The shard comes from ``--shard i/n`` or from the standard
 launchers' environment (torchrun: ``RANK``/``WORLD_SIZE``/``LOCAL_RANK``; SLURM: ``SLURM_PROCID``/
-``SLURM_NTASKS``/``SLURM_LOCALID``). Shards never share an output file, so no process group or lock
-is needed; finished shards leave a marker file that a later stage can wait for.
+``SLURM_NTASKS``/``SLURM_LOCALID``). Shards never share an output file, so no process group is needed
+(a lock per (stage, shard) only stops a second process from running the same shard, ``locking.py``);
+finished shards leave a marker file that a later stage can wait for.
 """
 from __future__ import annotations
 
@@ -12,8 +13,6 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-
-from xpaste_mm.utils.io import atomic_write_text
 
 from .errors import ConfigError
 from .layout import WorkDir
@@ -107,7 +106,11 @@ def resolve_run_id(environ: Mapping[str, str] | None = None) -> str:
 
 def mark_done(work: WorkDir, stage: str, shard: Shard) -> None:
     """Record that ``shard`` finished ``stage`` in this launch (the marker holds the run id)."""
-    atomic_write_text(work.done_marker(stage, shard.rank, shard.world_size), resolve_run_id() + '\n')
+    from xpaste_mm.utils.io import atomic_write_text, remove_temp_files
+
+    marker = work.done_marker(stage, shard.rank, shard.world_size)
+    remove_temp_files(marker.parent, marker.name)  # of an interrupted earlier marker write
+    atomic_write_text(marker, resolve_run_id() + '\n')
 
 
 def _marker_matches(path, run_id: str) -> bool:

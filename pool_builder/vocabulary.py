@@ -16,9 +16,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from xpaste_mm.categories import CategoryError, read_category_list
-from xpaste_mm.utils.io import atomic_write_json
-
 from .errors import VocabularyError
 
 VOCABULARY_VERSION = 1
@@ -129,6 +126,8 @@ class Vocabulary:
 
     def save(self, path: str | os.PathLike) -> Path:
         """Record the vocabulary (with its folder-name mapping) atomically."""
+        from xpaste_mm.utils.io import atomic_write_json
+
         return atomic_write_json(path, self.to_json(), indent=1)
 
     @classmethod
@@ -188,7 +187,10 @@ def load_vocabulary(path: str | os.PathLike) -> Vocabulary:
     """Read a vocabulary from an LVIS/COCO annotation JSON, a JSON list (category dicts or names),
     a recorded ``vocabulary.json``, or a text file with one category name per line (ids 1..N in
     line order; blank lines and lines starting with ``#`` are skipped). Reading and the id checks
-    are :func:`xpaste_mm.categories.read_category_list`'s."""
+    are :func:`xpaste_mm.categories.read_category_list`'s (imported here: importing ``xpaste_mm``
+    registers the mmdet plugin, which argument parsing must not pay for)."""
+    from xpaste_mm.categories import CategoryError, read_category_list
+
     try:
         entries = read_category_list(path)
     except CategoryError as exc:

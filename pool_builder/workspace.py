@@ -15,11 +15,9 @@ def open_vocabulary(work: WorkDir, path: str | os.PathLike | None = None) -> Voc
     is read and recorded; if the work dir already records a different vocabulary (other ids, names
     or folder names) a :class:`WorkDirError` is raised instead of mixing two runs.
     """
+    check_vocabulary_source(work, path)
     recorded = load_vocabulary(work.vocabulary_file) if work.vocabulary_file.is_file() else None
     if path is None:
-        if recorded is None:
-            raise WorkDirError(f'{work.root} has no recorded vocabulary ({work.vocabulary_file.name}); '
-                               'pass the category file (--vocab)')
         return recorded
     vocabulary = load_vocabulary(path)
     if recorded is not None:
@@ -31,6 +29,14 @@ def open_vocabulary(work: WorkDir, path: str | os.PathLike | None = None) -> Voc
     work.root.mkdir(parents=True, exist_ok=True)
     vocabulary.save(work.vocabulary_file)
     return vocabulary
+
+
+def check_vocabulary_source(work: WorkDir, path: str | os.PathLike | None) -> None:
+    """Raise :class:`WorkDirError` when there is neither a category file nor a recorded vocabulary
+    (a cheap check that runs before anything is written, e.g. for a mistyped work dir)."""
+    if path is None and not work.vocabulary_file.is_file():
+        raise WorkDirError(f'{work.root} has no recorded vocabulary ({work.vocabulary_file.name}); '
+                           'pass the category file (--vocab)')
 
 
 def _signature(vocabulary: Vocabulary) -> list[tuple[int, str, str]]:

@@ -62,7 +62,7 @@ def write_object_folders(root: Path, names: list[str], per_category: int, size=(
 
 def tiny_models_for_session(tmp_path_factory):
     """The tiny local models, built once per test session (shared by all pool_builder test files)."""
-    from pool_builder.tiny_models import build_tiny_models
+    from pool_builder.testing import build_tiny_models
 
     return build_tiny_models(tmp_path_factory.getbasetemp() / 'pool_builder_tiny_models')
 

@@ -1,6 +1,11 @@
 """pool_builder command line: the ``run`` command with a config file, the index tools, and the clear
 errors (exit status 2 and a message naming the input) on bad input."""
 import json
+import os
+import subprocess
+import sys
+from dataclasses import fields
+from pathlib import Path
 
 import pytest
 from pool_helpers import (
@@ -9,7 +14,15 @@ from pool_helpers import (
 )
 
 from pool_builder import cli
+from pool_builder.options import (
+    STAGE_OPTIONS,
+    STAGE_ORDER,
+    GenerateOptions,
+    VocabularyOptions,
+    options_from_config,
+)
 from pool_builder.pipeline import load_run_config
+from pool_builder.stage import STAGES, stage_class
 from xpaste_mm.datasets import PoolIndex, load_image_counts, load_size_prior
 
 
@@ -79,11 +92,11 @@ def test_index_export_and_import_through_the_cli(tmp_path, capsys):
 
 @pytest.mark.parametrize('write, argv, message', [
     (lambda p: (p / 'cats.json').write_text('{"categories": [{"name": "x"}]}'),
-     ['ingest', '--vocab', '{t}/cats.json', '--image-root', '{t}'], 'cats.json: category #0'),
+     ['ingest', '--vocab', '{t}/cats.json', '--root', '{t}'], 'cats.json: category #0'),
     (lambda p: (p / 'cats.txt').write_text('mug\n'),
-     ['ingest', '--vocab', '{t}/cats.txt', '--image-root', '{t}/missing'], 'missing does not exist'),
+     ['ingest', '--vocab', '{t}/cats.txt', '--root', '{t}/missing'], 'missing does not exist'),
     (lambda p: (p / 'cats.txt').write_text('mug\n'),
-     ['segment', '--vocab', '{t}/cats.txt', '--segmenter', 'u2net'], "unknown segmenter 'u2net'"),
+     ['segment', '--vocab', '{t}/cats.txt', '--segmenters', 'u2net'], "unknown segmenter 'u2net'"),
     (lambda p: (p / 'cats.txt').write_text('mug\n'),
      ['generate', '--vocab', '{t}/cats.txt', '--model', '{t}/no_model'], 'no model_index.json'),
     (lambda p: None, ['segment'], 'has no recorded vocabulary'),
@@ -107,3 +120,78 @@ def test_bad_run_configs(tmp_path, tiny, synthetic_lvis, capsys):
         load_run_config(config)
     assert cli.main(['run', str(tmp_path / 'nope.py')]) == 2
     assert 'nope.py does not exist' in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ one definition of every option
+def _subparser(stage: str):
+    parser = cli.build_parser()
+    return next(a for a in parser._actions if a.dest == 'command').choices[stage]
+
+
+@pytest.mark.parametrize('stage', STAGE_ORDER)
+def test_stage_flags_are_the_config_keys_with_the_options_defaults(stage):
+    actions = {a.dest: a for a in _subparser(stage)._actions}
+    for spec in fields(STAGE_OPTIONS[stage]):
+        action = actions[f'{stage}.{spec.name}']
+        assert action.option_strings[0] == '--' + spec.name.replace('_', '-')
+        shown = ' '.join(map(str, spec.default)) if isinstance(spec.default, tuple) else spec.default
+        assert f'(config {stage}.{spec.name}; default: {shown})' in action.help
+    # A flag that is not given does not enter the config: the default comes from the options class.
+    args = cli.build_parser().parse_args([stage, '--work-dir', 'w'])
+    assert cli.config_from_flags(args)[stage] == {}
+    cls = stage_class(stage)
+    assert cls.name == stage and cls.options_cls is STAGE_OPTIONS[stage] and STAGES.get(stage) is cls
+
+
+def test_stage_command_and_config_give_the_same_options(tmp_path):
+    argv = ['generate', '--work-dir', str(tmp_path), '--vocab', 'cats.txt', '--categories', '3,1', '5',
+            '--images-per-category', '6', '--num-inference-steps', '2', '--no-safety-checker',
+            '--templates', 'a {name}', 'two {name}']
+    config = cli.config_from_flags(cli.build_parser().parse_args(argv))
+    assert config['generate'] == dict(images_per_category=6, num_inference_steps=2, safety_checker=False)
+    assert config['vocabulary'] == dict(file='cats.txt', categories=[3, 1, 5],
+                                        templates=['a {name}', 'two {name}'])
+    generate = options_from_config(GenerateOptions, config['generate'], 'generate')
+    assert generate == GenerateOptions(images_per_category=6, num_inference_steps=2, safety_checker=False)
+    vocabulary = options_from_config(VocabularyOptions, config['vocabulary'], 'vocabulary')
+    assert vocabulary.categories == (3, 1, 5) and vocabulary.templates == ('a {name}', 'two {name}')
+
+
+def test_output_paths_resolve_against_the_work_dir_from_a_config_and_from_flags(tmp_path, synthetic_lvis,
+                                                                                monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    ann = str(synthetic_lvis.train_ann)
+    assert cli.main(['stats', '--work-dir', 'by_flags', '--ann-file', ann, '--out', 'meta/stats.json']) == 0
+    config = tmp_path / 'stats.py'
+    config.write_text(f"work_dir = 'by_config'\nstats = dict(ann_file={ann!r}, out='meta/stats.json')\n")
+    assert cli.main(['run', str(config), '--stages', 'stats']) == 0
+    written = [tmp_path / name / 'meta' / 'stats.json' for name in ('by_flags', 'by_config')]
+    assert written[0].read_bytes() == written[1].read_bytes() != b''
+    # Without a work dir, stats and inspect write relative to the current directory.
+    assert cli.main(['stats', '--ann-file', ann, '--out', 'plain.json']) == 0
+    assert (tmp_path / 'plain.json').read_bytes() == written[0].read_bytes()
+
+
+def test_import_and_argument_parsing_load_neither_torch_nor_mmdet(repo_root):
+    code = ('import sys, pool_builder, pool_builder.cli, pool_builder.pipeline\n'
+            'parser = pool_builder.cli.build_parser()\n'
+            'for stage in pool_builder.cli.STAGE_ORDER:\n'
+            '    parser.parse_args([stage, "--work-dir", "w"])\n'
+            'parser.parse_args(["run", "c.py", "--cfg-options", "a=1"])\n'
+            'print(sorted(m for m in ("torch", "mmdet", "mmcv", "xpaste_mm", "cv2") if m in sys.modules))\n')
+    out = subprocess.run([sys.executable, '-c', code], cwd=repo_root, capture_output=True, text=True,
+                         env=dict(os.environ, PYTHONPATH=str(repo_root)), check=True).stdout
+    assert out.strip() == '[]'
+
+
+def test_fixtures_live_in_pool_builder_testing(repo_root):
+    from pool_builder import testing
+
+    assert callable(testing.build_tiny_models)
+    assert Path(testing.__file__).parent == repo_root / 'pool_builder' / 'testing'
+    assert not list((repo_root / 'pool_builder').glob('tiny_*.py'))  # no fixtures in the library
+
+
+def test_a_failing_command_does_not_create_a_mistyped_work_dir(tmp_path, capsys):
+    assert cli.main(['segment', '--work-dir', str(tmp_path / 'typo'), '--device', 'cpu']) == 2
+    assert 'has no recorded vocabulary' in capsys.readouterr().err and not (tmp_path / 'typo').exists()

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from pool_helpers import object_photo, write_category_list
 
-from pool_builder.build import build_pool
 from pool_builder.crop import CropJob, largest_component_filled, rgba_crop, run_crop_job
 from pool_builder.errors import ConfigError, PoolBuilderError
+from pool_builder.filter import build_pool
 from pool_builder.imaging import write_png
 from pool_builder.layout import WorkDir
 from pool_builder.manifest import ImageRecord, append_records

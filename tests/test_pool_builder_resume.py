@@ -17,8 +17,9 @@ from pool_helpers import (
 from pool_builder import cli
 from pool_builder.ingest import ingest_images
 from pool_builder.layout import WorkDir
-from pool_builder.records import RecordFileError, append_jsonl, read_jsonl, remove_stale_temp_files
+from pool_builder.records import RecordFileError, append_jsonl, read_jsonl
 from pool_builder.workspace import open_vocabulary
+from xpaste_mm.utils.io import remove_temp_files
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
@@ -56,8 +57,9 @@ def _assert_no_duplicate_records(folder: Path) -> None:
 
 def test_killed_generate_resumes_to_the_uninterrupted_result(tmp_path, tiny):
     vocab = write_category_list(tmp_path / 'cats.txt', ['mug', 'bat_(animal)', 'AC/DC_adapter', 'crème'])
-    args = ['generate', '--vocab', str(vocab), '--model', str(tiny.stable_diffusion), '-n', '6',
-            '--batch-size', '2', '--steps', '2', '--height', '64', '--width', '64', '--device', 'cpu']
+    args = ['generate', '--vocab', str(vocab), '--model', str(tiny.stable_diffusion),
+            '--images-per-category', '6', '--batch-size', '2', '--num-inference-steps', '2', '--height', '64',
+            '--width', '64', '--device', 'cpu']
     killed, reference = tmp_path / 'killed', tmp_path / 'reference'
     _kill_when([args[0], '--work-dir', str(killed), *args[1:]], lambda: _count(killed / 'images') >= 3)
     # Final names only ever hold complete images (a temporary '.*.tmp.png' may be half-written).
@@ -86,7 +88,7 @@ def test_killed_segment_resumes_to_the_uninterrupted_result(tmp_path, tiny):
         work = WorkDir(tmp_path / name)
         ingest_images(work, open_vocabulary(work, vocab_file), tmp_path / 'photos', source='own')
         works[name] = work
-    args = ['segment', '--segmenter', 'grabcut', '--segmenter', f'clipseg:model={tiny.clipseg}',
+    args = ['segment', '--segmenters', 'grabcut', f'clipseg:model={tiny.clipseg}',
             '--batch-size', '2', '--device', 'cpu']
     masks = works['killed'].root / 'masks'
     _kill_when([args[0], '--work-dir', str(works['killed'].root), *args[1:]], lambda: _count(masks) >= 4)
@@ -121,5 +123,5 @@ def test_malformed_middle_record_names_file_and_line(tmp_path):
 def test_stale_temporary_files_are_removed(tmp_path):
     (tmp_path / '.0001.x8k2.tmp.png').write_bytes(b'partial')
     (tmp_path / '0001.png').write_bytes(b'kept')
-    assert remove_stale_temp_files(tmp_path) == 1
+    assert remove_temp_files(tmp_path) == 1
     assert [p.name for p in tmp_path.iterdir()] == ['0001.png']

@@ -22,11 +22,11 @@ from pool_builder.generate import (
     run_text_to_image,
 )
 from pool_builder.ingest import ingest_images
+from pool_builder.inspect import inspect_pool
 from pool_builder.layout import WorkDir
 from pool_builder.manifest import read_category_manifest, read_manifest
 from pool_builder.records import read_jsonl
-from pool_builder.report import inspect_pool
-from pool_builder.scoring import ClipScorer, ScoreOptions, composite_on_white, score_masks
+from pool_builder.score import ClipScorer, ScoreOptions, composite_on_white, score_masks
 from pool_builder.segment import segment_images
 from pool_builder.segmenters import build_segmenter
 from pool_builder.selection import FilterRule
@@ -147,7 +147,7 @@ def test_segment_score_filter_inspect(tmp_path, tiny, scorer):
     assert rows[record.key]['score'] == pytest.approx(expected, abs=1e-3)
     assert score_masks(work, vocab, scorer).done == 0  # everything is scored already
 
-    from pool_builder.build import build_pool
+    from pool_builder.filter import build_pool
 
     built = build_pool(work, vocab, FilterRule(min_clip=-100.0, min_area=0.01, max_area=0.99))
     index = PoolIndex.load(built.index_path)
@@ -166,7 +166,7 @@ def test_inspect_counts_unreadable_crops(tmp_path, scorer):
     work, vocab = _ingested_work(tmp_path, names=('mug',), per_category=2)
     segment_images(work, vocab, [build_segmenter('grabcut')])
     score_masks(work, vocab, scorer)
-    from pool_builder.build import build_pool
+    from pool_builder.filter import build_pool
 
     built = build_pool(work, vocab, FilterRule(min_clip=-100.0, min_area=0.01))
     index = PoolIndex.load(built.index_path)

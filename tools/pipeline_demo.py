@@ -115,7 +115,7 @@ def _make_data(options: DemoOptions, out: Path, results: dict):
 
 def _pool_run_config(options: DemoOptions, out: Path, data) -> dict:
     """The pool_builder run config of the demo (a dict, as ``xpaste-pool run`` reads from a file)."""
-    from pool_builder.tiny_models import build_tiny_open_clip
+    from pool_builder.testing import build_tiny_open_clip
 
     clip_model, clip_pretrained = options.clip_model, options.clip_pretrained
     if clip_model is None:

@@ -7,8 +7,10 @@
 #   torchrun --nproc-per-node 8 -m pool_builder run configs/pool_builder/xpaste_lvis_sd15.py
 #   (SLURM: srun python -m pool_builder run ...; each task takes every n-th category)
 #
-# Relative ``out``/``xpaste_json`` paths are relative to work_dir. The pool index ends up at
-# <work_dir>/pool/pool_index.npz: point the training config's ``xpaste_pool_file`` there.
+# Every key and default is defined in pool_builder/options.py; ``xpaste-pool <stage> --help`` shows the
+# same keys as flags. Relative outputs (``out``, ``xpaste_json``) are relative to work_dir, relative
+# inputs (``file``, ``ann_file``, ``root``, model folders) to the current directory. The pool index ends
+# up at <work_dir>/pool/pool_index.npz: point the training config's ``xpaste_pool_file`` there.
 work_dir = 'data/xpaste_pool'
 device = 'auto'
 ann_file = 'data/lvis_v1/annotations/lvis_v1_train.json'
@@ -48,7 +50,7 @@ segment = dict(
 
 score = dict(model='ViT-L-14', pretrained='openai', precision='auto', batch_size=32)
 
-filter = dict(min_clip=21.0, min_area=0.05, max_area=0.95, tolerance=1.0, workers=None,
+filter = dict(min_clip=21.0, min_area=0.05, max_area=0.95, tolerance=1.0, workers=0,  # 0: all cores
               segmenters=None, overwrite=False, xpaste_json='pool/xpaste_pool.json')
 
 # Relative to work_dir: data/lvis_v1/metadata/category_stats.json, where the LVIS training configs read

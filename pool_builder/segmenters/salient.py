@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from ..generate import torch_dtype
+from ..torch_utils import torch_dtype
 from .base import SEGMENTERS, Segmenter
 from .torch_utils import images_to_tensor, probabilities_to_masks, resolve_model_source
 

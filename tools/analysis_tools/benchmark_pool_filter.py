@@ -89,7 +89,7 @@ def _bbox_pixels(image: np.ndarray, foreground: np.ndarray) -> np.ndarray:
 
 def time_parallel(jobs: list[CropJob], workers: int) -> float:
     """Seconds for the jobs through the filter stage's process pool (start-up excluded)."""
-    from pool_builder.build import crop_worker_context
+    from pool_builder.filter import crop_worker_context
 
     with crop_worker_context().Pool(workers, initializer=init_worker) as pool:
         pool.map(run_crop_job, jobs[:workers])  # warm up: imports in every worker
@@ -104,8 +104,8 @@ def time_parallel(jobs: list[CropJob], workers: int) -> float:
 def bench_scoring(batch_sizes: list[int], count: int, size: int, models_dir: Path) -> None:
     import torch
 
-    from pool_builder.scoring import ClipScorer, composite_on_white
-    from pool_builder.tiny_models import build_tiny_open_clip
+    from pool_builder.score import ClipScorer, composite_on_white
+    from pool_builder.testing import build_tiny_open_clip
 
     torch.set_num_threads(1)
     scorer = ClipScorer(str(build_tiny_open_clip(models_dir / 'tiny-open-clip')), None, 'cpu')

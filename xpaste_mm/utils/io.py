@@ -1,12 +1,33 @@
-"""Atomic file writes: a reader (or a resumed job) never sees a half-written file."""
+"""Atomic file writes: a reader (or a resumed job) never sees a half-written file.
+
+A write goes to a temporary sibling ``.<stem>.<random>.tmp<suffix>`` that is renamed onto the
+destination. It is created like ``open(path, 'w')`` would create the file (mode 0666 minus the
+process umask), so files shared between users get the usual group/world permissions. A process
+killed mid-write leaves its temporary file behind: :func:`remove_temp_files` deletes those on the
+next run of the job that owns the folder.
+"""
 from __future__ import annotations
 
+import glob
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+TEMP_MARKER = '.tmp'
+
+
+def _create_temp_file(path: Path) -> Path:
+    """Create an empty, uniquely named temporary sibling of ``path`` (mode 0666 & ~umask)."""
+    while True:
+        tmp = path.parent / f'.{path.stem}.{secrets.token_hex(4)}{TEMP_MARKER}{path.suffix}'
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            continue
+        return tmp
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
@@ -17,14 +38,12 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.stem}.', suffix=f'.tmp{path.suffix}', dir=path.parent)
-    os.close(fd)
+    tmp = _create_temp_file(path)
     try:
-        write(tmp)
+        write(str(tmp))
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        tmp.unlink(missing_ok=True)
         raise
     return path
 
@@ -47,3 +66,26 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int | None = None) -> Path:
     """Serialise ``obj`` as JSON (UTF-8, non-ASCII kept) to ``path`` atomically."""
     return atomic_write_text(path, json.dumps(obj, ensure_ascii=False, indent=indent))
+
+
+def remove_temp_files(folder: str | os.PathLike, target: str | None = None) -> int:
+    """Delete the temporary files that interrupted atomic writes left in ``folder``; returns the count.
+
+    With ``target`` (a file name in ``folder``) only that destination's temporary files go, which is
+    safe in folders other writers share; without it every ``.<name>.tmp<suffix>`` file goes, so only
+    call it on folders that no other process writes at the same time.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    if target is None:
+        entries = (p for p in folder.iterdir() if p.name.startswith('.') and TEMP_MARKER in p.name)
+    else:
+        name = Path(target)
+        entries = folder.glob(f'.{glob.escape(name.stem)}.*{TEMP_MARKER}{glob.escape(name.suffix)}')
+    removed = 0
+    for entry in entries:
+        if entry.is_file():
+            entry.unlink(missing_ok=True)
+            removed += 1
+    return removed

@@ -1,6 +1,6 @@
 """Stage ``inspect``: look at a pool before training on it.
 
-Writes into ``out_dir``: ``report.md`` (per-category counts, mean score, a score histogram as a
+Writes into the output folder: ``report.md`` (per-category counts, mean score, a score histogram as a
 text sparkline, flags, links), ``summary.json`` (the same numbers), ``score_histogram.png`` (all
 scores) and ``contact_sheets/<category id>.png`` (the best-scored instances of each category on a
 checkerboard, so transparency and cut-out quality are visible). Works on any pool index, including
@@ -18,9 +18,11 @@ import cv2
 import numpy as np
 
 from xpaste_mm.datasets.pool_index import PoolIndex
-from xpaste_mm.utils.io import atomic_write_json, atomic_write_text
+from xpaste_mm.utils.io import atomic_write, atomic_write_json, atomic_write_text, remove_temp_files
 
 from .imaging import write_png
+from .options import InspectOptions
+from .stage import Stage, register_stage
 from .vocabulary import Vocabulary
 
 SPARK = '▁▂▃▄▅▆▇█'
@@ -36,6 +38,10 @@ class InspectionReport:
     contact_sheets: dict[int, Path] = field(default_factory=dict)
     flagged: list[int] = field(default_factory=list)
     unreadable: int = 0
+
+    def __str__(self) -> str:
+        return (f'inspect: report {self.report} ({len(self.flagged)} categories flagged, {self.unreadable} '
+                'unreadable crops)')
 
 
 def checkerboard(height: int, width: int, square: int = 8) -> np.ndarray:
@@ -103,8 +109,9 @@ def sparkline(counts: np.ndarray) -> str:
 
 
 def inspect_pool(index_path: str | os.PathLike, out_dir: str | os.PathLike,
-                 vocabulary: Vocabulary | None = None, min_instances: int = 10, per_sheet: int = 48,
-                 cell: int = 96, bins: int = 12) -> InspectionReport:
+                 vocabulary: Vocabulary | None = None, min_instances: int = InspectOptions.min_instances,
+                 per_sheet: int = InspectOptions.per_sheet, cell: int = 96,
+                 bins: int = 12) -> InspectionReport:
     """Write the inspection report of a pool index (see the module docstring).
 
     Categories with fewer than ``min_instances`` instances are flagged; with a ``vocabulary`` its
@@ -164,8 +171,7 @@ def _plot_histogram(scores: np.ndarray, edges: np.ndarray, path: Path) -> None:
     ax.set_ylabel('instances')
     ax.set_title(f'{scores.size} pooled instances')
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    atomic_write(path, fig.savefig)
     plt.close(fig)
 
 
@@ -187,3 +193,25 @@ def _markdown(summary: dict, rows: list[dict], edges: np.ndarray) -> str:
                      f'`{sparkline(np.asarray(row["histogram"]))}` | {"LOW" if row["flagged"] else ""} | '
                      f'{sheet} |')
     return '\n'.join(lines) + '\n'
+
+
+@register_stage
+class InspectStage(Stage):
+    """Stage ``inspect``: :func:`inspect_pool` of ``options.index`` (default: the work dir's pool)
+    into ``options.out`` (relative to the work dir). Uses the vocabulary for names when there is one.
+
+    Args:
+        options (InspectOptions): index, output folder, flag threshold and sheet size.
+        Others: see :class:`~pool_builder.stage.Stage`.
+    """
+
+    name = 'inspect'
+    options_cls = InspectOptions
+
+    def execute(self) -> InspectionReport:
+        options = self.options
+        index = Path(options.index).expanduser() if options.index else self.work.pool_index
+        out = self.work.resolve(str(Path(options.out).expanduser()))
+        for folder in (out, out / 'contact_sheets'):  # leftovers of an interrupted report
+            remove_temp_files(folder)
+        return inspect_pool(index, out, self.vocabulary, options.min_instances, options.per_sheet)

@@ -1,6 +1,6 @@
 """A tiny salient-object network with BiRefNet's interface, shipped as "remote code".
 
-:func:`pool_builder.tiny_models.build_tiny_birefnet` copies this file into a model folder and points
+:func:`pool_builder.testing.build_tiny_birefnet` copies this file into a model folder and points
 the config's ``auto_map`` at it, so ``AutoModelForImageSegmentation.from_pretrained(folder,
 trust_remote_code=True)`` loads it exactly the way it loads BiRefNet. It depends only on torch and
 transformers (the copied file is imported on its own).

@@ -9,42 +9,27 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
-from .errors import ConfigError, ImageReadError
+from .errors import ImageReadError
 from .imaging import read_mask
 from .layout import WorkDir
 from .manifest import ImageRecord, read_category_manifest
-from .prompts import DEFAULT_SCORE_TEMPLATE, score_text
+from .options import ScoreOptions
+from .prompts import score_text
 from .records import append_jsonl, read_jsonl
-from .sharding import Shard, mark_done
-from .stage import FailureLog, StageSummary, get_logger, read_record_images
+from .sharding import Shard
+from .stage import FailureLog, Stage, StageSummary, read_record_images, register_stage
 from .vocabulary import Category, Vocabulary
 
-DEFAULT_CLIP_MODEL = 'ViT-L-14'
-DEFAULT_CLIP_PRETRAINED = 'openai'
+__all__ = ['ClipScorer', 'ScoreOptions', 'ScoreStage', 'composite_on_white', 'score_masks']
+
 MASK_THRESHOLD = 128
-
-
-@dataclass(frozen=True)
-class ScoreOptions:
-    """Scoring settings (X-Paste: OpenAI ViT-L/14, "a photo of {name}", threshold 128)."""
-
-    model: str = DEFAULT_CLIP_MODEL
-    pretrained: str | None = DEFAULT_CLIP_PRETRAINED
-    precision: str = 'auto'
-    batch_size: int = 32
-    template: str = DEFAULT_SCORE_TEMPLATE
-
-    def __post_init__(self) -> None:
-        if self.batch_size < 1:
-            raise ConfigError('score: batch_size must be >= 1')
 
 
 def composite_on_white(image: np.ndarray, mask: np.ndarray,
@@ -61,8 +46,9 @@ class ClipScorer:
     """An open_clip model with batched, tensor-side preprocessing (resize the short side to the
     model's input size with antialiased bicubic interpolation, centre crop, normalise)."""
 
-    def __init__(self, model: str = DEFAULT_CLIP_MODEL, pretrained: str | None = DEFAULT_CLIP_PRETRAINED,
-                 device: str = 'cpu', precision: str = 'auto', cache_dir: str | None = None) -> None:
+    def __init__(self, model: str = ScoreOptions.model, pretrained: str | None = ScoreOptions.pretrained,
+                 device: str = 'cpu', precision: str = ScoreOptions.precision,
+                 cache_dir: str | None = None) -> None:
         import open_clip
 
         local = Path(model).expanduser()
@@ -131,48 +117,64 @@ class ClipScorer:
         return (100.0 * features @ self.encode_text(text)).cpu().numpy().astype(np.float32)
 
 
+@register_stage
+class ScoreStage(Stage):
+    """Stage ``score``: CLIP score and area of every mask that has no score yet.
+
+    Args:
+        options (ScoreOptions): CLIP model, batch size, text template and the segmenters to score
+            (default: every segmenter with a mask folder).
+        scorer (ClipScorer | None): a ready scorer (default: built from ``options`` on ``device``).
+        Others: see :class:`~pool_builder.stage.Stage`.
+    """
+
+    name = 'score'
+    options_cls = ScoreOptions
+
+    def __init__(self, *args, scorer: ClipScorer | None = None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.scorer = scorer
+        self.segmenters = list(self.options.segmenters or ())
+
+    def prepare(self, todo: Sequence[Category]) -> None:
+        if self.scorer is None:
+            self.scorer = ClipScorer(self.options.model, self.options.pretrained, self.device,
+                                     self.options.precision)
+        self.segmenters = self.segmenters or self.work.segmenters_with_masks()
+        self.logger.info(f'score: shard {self.shard}, {len(todo)} categories, segmenters {self.segmenters}')
+
+    def process_category(self, category: Category) -> None:
+        work, options, summary = self.work, self.options, self.summary
+        records = read_category_manifest(work, category.safe_name)
+        text = score_text(category, options.template)
+        scored = {name: {r['key'] for r in read_jsonl(work.score_file(name, category.safe_name))}
+                  for name in self.segmenters}
+        for start in range(0, len(records), options.batch_size):
+            # Fixed batches over the sorted records: a resumed run scores the same batches.
+            batch = records[start:start + options.batch_size]
+            masks = {name: [r for r in batch if work.mask_path(name, category.safe_name, r.stem).is_file()]
+                     for name in self.segmenters}
+            pending = {name: [r for r in with_mask if r.key not in scored[name]]
+                       for name, with_mask in masks.items()}
+            summary.skipped += sum(len(masks[n]) - len(pending[n]) for n in self.segmenters)
+            if not any(pending.values()):
+                continue
+            images = read_record_images(work, batch, self.failures)
+            for name in self.segmenters:
+                if pending[name]:
+                    summary.done += _score_batch(work, category, self.scorer, name, masks[name],
+                                                 pending[name], images, text, self.failures)
+
+
 def score_masks(work: WorkDir, vocabulary: Vocabulary, scorer: ClipScorer,
                 options: ScoreOptions = ScoreOptions(), segmenters: Sequence[str] | None = None,
                 shard: Shard = Shard(), categories: Sequence[int] | None = None,
                 logger: logging.Logger | None = None) -> StageSummary:
-    """Score every mask that has no score yet (default: all segmenters with a mask folder)."""
-    logger = logger or get_logger(work, shard)
-    summary = StageSummary('score')
-    failures = FailureLog(work, 'score', shard, summary, logger)
-    names = list(segmenters) if segmenters else work.segmenters_with_masks()
-    todo = shard.select(vocabulary.subset(categories))
-    logger.info(f'score: shard {shard}, {len(todo)} categories, segmenters {names}')
-    for category in tqdm(todo, desc='score', unit='category', disable=None):
-        try:
-            _score_category(work, category, scorer, options, names, summary, failures)
-        except Exception as exc:  # one category must not stop the run
-            failures.record(f'category {category.id} ({category.name})', exc, with_traceback=True)
-    mark_done(work, 'score', shard)
-    logger.info(str(summary))
-    return summary
-
-
-def _score_category(work: WorkDir, category: Category, scorer: ClipScorer, options: ScoreOptions,
-                    segmenters: Sequence[str], summary: StageSummary, failures: FailureLog) -> None:
-    records = read_category_manifest(work, category.safe_name)
-    text = score_text(category, options.template)
-    scored = {name: {r['key'] for r in read_jsonl(work.score_file(name, category.safe_name))}
-              for name in segmenters}
-    for start in range(0, len(records), options.batch_size):
-        # Fixed batches over the sorted records: a resumed run scores the same batches.
-        batch = records[start:start + options.batch_size]
-        masks = {name: [r for r in batch if work.mask_path(name, category.safe_name, r.stem).is_file()]
-                 for name in segmenters}
-        pending = {name: [r for r in with_mask if r.key not in scored[name]]
-                   for name, with_mask in masks.items()}
-        summary.skipped += sum(len(masks[n]) - len(pending[n]) for n in segmenters)
-        if not any(pending.values()):
-            continue
-        images = read_record_images(work, batch, failures)
-        for name in segmenters:
-            if pending[name]:
-                summary.done += _score_batch(work, category, scorer, name, masks[name], pending[name],
-                                             images, text, failures)
+    """Run :class:`ScoreStage` with a ready ``scorer`` (``segmenters`` overrides ``options``')."""
+    if segmenters:
+        options = replace(options, segmenters=tuple(segmenters))
+    return ScoreStage(work, vocabulary, options, shard, scorer.device, categories, logger,
+                      scorer=scorer).run()
 
 
 def _score_batch(work: WorkDir, category: Category, scorer: ClipScorer, segmenter: str,
