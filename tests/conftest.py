@@ -9,6 +9,10 @@ import pytest
 # Tests never reach a model hub.
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 os.environ.setdefault('TRANSFORMERS_OFFLINE', '1')
+# One OpenMP/MKL thread in every process the tests start (tools run as subprocesses): tiny models gain
+# nothing from more, and on a busy 2-core machine competing thread pools make steps many times slower.
+os.environ.setdefault('OMP_NUM_THREADS', '1')
+os.environ.setdefault('MKL_NUM_THREADS', '1')
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -60,17 +60,20 @@ def test_mmdet_own_train_tool_runs_our_config(tmp_path, synthetic_lvis, repo_roo
     assert (tmp_path / 'work' / 'iter_2.pth').is_file()
 
 
-def test_bad_checkpoint_fails_before_anything_is_written(tmp_path, repo_root):
+def test_bad_checkpoint_fails_before_anything_is_written(tmp_path, repo_root, capsys):
     """A missing checkpoint (or --resume path) exits 2 with its name, and a mistyped --work-dir stays
     uncreated (the runner, which makes <work_dir>/logs, is never built)."""
-    env = dict(os.environ, PYTHONPATH=str(repo_root))
+    import pytest
+
+    from xpaste_mm.apis import launch
+
     config = str(repo_root / CONFIG)
-    for tool, extra in (('test.py', [str(tmp_path / 'missing.pth')]),
-                        ('train.py', ['--resume', str(tmp_path / 'missing.pth')])):
-        work = tmp_path / f'typo_{tool}'
-        proc = subprocess.run([sys.executable, str(repo_root / 'tools' / tool), config, *extra,
-                               '--work-dir', str(work)], cwd=tmp_path, env=env, capture_output=True,
-                              text=True, timeout=120)
-        assert proc.returncode == 2, proc.stderr[-2000:]
-        assert 'missing.pth' in proc.stderr and 'does not exist' in proc.stderr
+    missing = str(tmp_path / 'missing.pth')
+    for run, extra in ((launch.test, [missing]), (launch.train, ['--resume', missing])):
+        work = tmp_path / f'typo_{run.__name__}'
+        with pytest.raises(SystemExit) as exit_info:
+            run([config, *extra, '--work-dir', str(work)])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert 'missing.pth' in err and 'does not exist' in err
         assert not work.exists()

@@ -9,9 +9,11 @@ Writes data, the pool (with its inspection report), pasted-sample previews, the 
 LVIS metrics and drawn predictions under --out-dir, and links them from OUT_DIR/summary.md.
 """
 import argparse
+import sys
 from pathlib import Path
 
-from pipeline_demo import DemoOptions, run_demo
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the demo driver lives beside this script
+from pipeline_demo import DemoOptions, run_demo  # noqa: E402
 
 
 def parse_args(argv=None) -> DemoOptions:
