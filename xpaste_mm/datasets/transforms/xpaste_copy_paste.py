@@ -18,6 +18,7 @@ from .blending import BLEND_MODES, blend_instance
 from .instance_aug import jitter_colors, rotate_expanded, target_sizes
 from .instance_fields import num_instances, read_instances, write_instances
 from .instance_layers import InstanceLayers
+from .paste_stats import PASTE_STATS_KEY, label_frequency_groups, paste_record
 
 FREQUENCY_GROUPS = ('r', 'c', 'f')
 
@@ -53,8 +54,8 @@ class XPasteCopyPaste(BaseTransform):
     ``gt_bboxes_labels``, ``gt_masks`` (``BitmapMasks`` or ``PolygonMasks``, required when there are
     boxes), ``gt_ignore_flags``, ``gt_is_pasted``. Modified keys: ``img``, ``gt_bboxes``,
     ``gt_bboxes_labels``, ``gt_masks`` (``BitmapMasks`` whenever something was pasted),
-    ``gt_ignore_flags``. Added key: ``gt_is_pasted`` (bool per instance, ``True`` for pool
-    instances). When anything is pasted, every box becomes tight to its mask (as in X-Paste) and
+    ``gt_ignore_flags``. Added keys: ``gt_is_pasted`` (bool per instance, ``True`` for pool
+    instances), ``paste_stats`` (what was pasted, see :mod:`.paste_stats`; logged by ``PasteStatsHook``). When anything is pasted, every box becomes tight to its mask (as in X-Paste) and
     instances left with an empty mask are dropped.
 
     Args:
@@ -157,6 +158,8 @@ class XPasteCopyPaste(BaseTransform):
         self.pool = InstancePool.from_file(pool_file, dataset_ids, category_weights=weights,
                                            cache_size_mb=cache_size_mb, check_files=check_files)
         self._size_mean, self._size_std = self._size_prior_arrays(size_prior)
+        self.label_groups = label_frequency_groups(
+            dataset_ids, ann_categories if ann_categories is not None else _stats_categories(stats_file))
 
     def _size_prior_arrays(self, prior: dict[int, tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
         """Mean/std of relative size per usable pool category; categories without statistics (or with
@@ -184,10 +187,15 @@ class XPasteCopyPaste(BaseTransform):
         if 'gt_is_pasted' not in results:
             results['gt_is_pasted'] = np.zeros(num_existing, dtype=bool)
         rng = np.random.default_rng(np.random.randint(0, 2**31, size=4))
+        results[PASTE_STATS_KEY] = paste_record((), self.label_groups)
         if rng.random() >= self.prob or (num_existing == 0 and not self.paste_on_empty):
             return results
+        skipped_reads = self.pool.skipped_reads
         instances = self.sample_instances(rng, img.shape[:2], results.get('gt_bboxes_labels'))
-        return self.composite(results, instances) if instances else results
+        if instances:
+            results = self.composite(results, instances)
+        results[PASTE_STATS_KEY]['unreadable'] = self.pool.skipped_reads - skipped_reads
+        return results
 
     def sample_instances(self, rng: np.random.Generator, img_shape: tuple[int, int],
                          image_labels: np.ndarray | None = None) -> list[PreparedInstance]:
@@ -235,14 +243,18 @@ class XPasteCopyPaste(BaseTransform):
         return instances
 
     def composite(self, results: dict, instances: Sequence[PreparedInstance]) -> dict:
-        """Paste ``instances`` one at a time (later ones on top) and update the annotations."""
+        """Paste ``instances`` one at a time (later ones on top), update the annotations and
+        ``results['paste_stats']``."""
         if 'gt_is_pasted' not in results:
             results['gt_is_pasted'] = np.zeros(num_instances(results), dtype=bool)
+        results[PASTE_STATS_KEY] = paste_record((), self.label_groups)
         img = np.array(results['img'], dtype=np.uint8, order='C', copy=True)
         height, width = img.shape[:2]
         layers = InstanceLayers(*read_instances(results, height, width),
                                 bbox_occluded_thr=self.bbox_occluded_thr,
                                 mask_occluded_thr=self.mask_occluded_thr)
+        num_before = len(layers)
+        empty_before = sum(layers.area(j) == 0 for j in range(num_before))  # dropped, but not occluded
         pasted = 0
         for inst in instances:
             h, w = inst.mask.shape
@@ -265,6 +277,11 @@ class XPasteCopyPaste(BaseTransform):
         if pasted == 0:
             return results
         out = layers.finalize(self.min_visible_area)
+        visible = sum(1 for j in range(num_before, len(layers))
+                      if layers.alive[j] and layers.area(j) >= self.min_visible_area)
+        results[PASTE_STATS_KEY] = paste_record(
+            out['labels'][len(out['labels']) - visible:], self.label_groups,
+            occluded=len(layers) - len(out['labels']) - empty_before)
         write_instances(results, img, out)
         return results
 
