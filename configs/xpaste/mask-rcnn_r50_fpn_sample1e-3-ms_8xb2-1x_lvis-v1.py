@@ -7,3 +7,4 @@ _base_ = 'mmdet::lvis/mask-rcnn_r50_fpn_sample1e-3_ms-1x_lvis-v1.py'
 custom_imports = dict(imports=['xpaste_mm'], allow_failed_imports=False)
 val_evaluator = dict(type='FastLVISMetric')
 test_evaluator = val_evaluator
+randomness = dict(seed=None)  # one per run of a multi-seed comparison: --cfg-options randomness.seed=N
