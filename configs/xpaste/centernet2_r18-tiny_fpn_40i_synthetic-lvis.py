@@ -5,7 +5,7 @@
 _base_ = [
     '../_base_/models/centernet2_r50_fpn.py',
     '../_base_/datasets/synthetic_lvis_instance.py',
-    '../_base_/default_runtime.py',
+    '../_base_/tiny_cpu_runtime.py',
 ]
 num_classes = 8
 # The synthetic annotation file carries per-category image counts (LVIS format) for the federated loss.
@@ -27,22 +27,3 @@ model = dict(
         rcnn=[dict(stage, sampler=dict(stage.sampler, num=64)) if stage.sampler.type == 'RandomSampler' else stage
               for stage in _base_.model.train_cfg.rcnn]),
     test_cfg=dict(rpn=dict(nms_pre=500, max_per_img=100)))
-
-max_iters = 40
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=1e-3, weight_decay=1e-4),
-    clip_grad=dict(type='value', clip_value=1.0))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=10),
-    dict(type='CosineAnnealingLR', T_max=max_iters, eta_min=0, by_epoch=False, begin=0, end=max_iters),
-]
-default_hooks = dict(
-    logger=dict(interval=10),
-    checkpoint=dict(interval=20, by_epoch=False, max_keep_ckpts=2))
-log_processor = dict(window_size=10)
-auto_scale_lr = dict(enable=False, base_batch_size=2)
-randomness = dict(seed=0)
