@@ -139,7 +139,8 @@ SMOKE_OPTIONS = [
     'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
     'train_dataloader.dataset.dataset.indices=2',
     'train_dataloader.dataset.dataset.pipeline.2.scales=[(333,160),(333,200)]',
-    'val_dataloader.num_workers=0', 'val_dataloader.persistent_workers=False', 'val_dataloader.dataset.indices=2',
+    'val_dataloader.num_workers=0', 'val_dataloader.persistent_workers=False',
+    'val_dataloader.dataset.indices=2',
     'val_dataloader.dataset.pipeline.1.scale=(333,200)',
 ]
 

@@ -1,7 +1,9 @@
 """Compare a method with its baseline over several seeds: mean +- std, gain with a confidence interval.
 
-    python tools/analysis_tools/compare_runs.py --baseline work_dirs/base_s0 work_dirs/base_s1 work_dirs/base_s2 \
-        --method work_dirs/xpaste_s0 work_dirs/xpaste_s1 work_dirs/xpaste_s2 --out-md gain.md --out-csv gain.csv
+    python tools/analysis_tools/compare_runs.py \
+        --baseline work_dirs/base_s0 work_dirs/base_s1 work_dirs/base_s2 \
+        --method work_dirs/xpaste_s0 work_dirs/xpaste_s1 work_dirs/xpaste_s2 \
+        --out-md gain.md --out-csv gain.csv
 
 What is read from each work dir (every ``<timestamp>/`` folder mmengine wrote into it, resumed runs
 included): the validation lines of ``<timestamp>/vis_data/scalars.json`` (one JSON object per logged
@@ -70,8 +72,9 @@ def read_run(work_dir: str | Path) -> Run:
             if metrics and 'step' in record and (best is None or record['step'] >= best[0]):
                 best = (int(record['step']), metrics, scalars.parent / 'config.py')
     if best is None:
-        raise CompareError(f'{work_dir}: no validation results found (expected <timestamp>/vis_data/scalars.json '
-                           'lines with evaluator keys such as lvis/bbox_AP, written by mmengine during training)')
+        raise CompareError(f'{work_dir}: no validation results found (expected '
+                           '<timestamp>/vis_data/scalars.json lines with evaluator keys such as '
+                           'lvis/bbox_AP, written by mmengine during training)')
     step, metrics, config_file = best
     if not config_file.is_file():
         raise CompareError(f'{config_file}: missing; mmengine dumps the config there (LocalVisBackend)')
@@ -79,8 +82,8 @@ def read_run(work_dir: str | Path) -> Run:
     run = Run(work_dir, step, metrics, config)
     end = _schedule_end(config)
     if end is not None and step < end:
-        raise CompareError(f'{work_dir}: the last validation is at step {step} but the schedule ends at {end}: '
-                           'the run is unfinished (resume it or leave it out)')
+        raise CompareError(f'{work_dir}: the last validation is at step {step} but the schedule ends at '
+                           f'{end}: the run is unfinished (resume it or leave it out)')
     return run
 
 
@@ -118,8 +121,8 @@ def settings(config: Config) -> dict[str, object]:
 def _without_paths(value):
     """``value`` with file paths reduced to their names (work dirs of other machines still match)."""
     if isinstance(value, dict):
-        return {k: Path(v).name if k.endswith(('file', 'prefix')) and isinstance(v, str) else _without_paths(v)
-                for k, v in value.items()}
+        return {k: Path(v).name if k.endswith(('file', 'prefix')) and isinstance(v, str)
+                else _without_paths(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_without_paths(v) for v in value]
     return value
@@ -171,7 +174,8 @@ class Row:
         se = math.sqrt(var_b + var_m)
         if se == 0:
             return self.gain, self.gain
-        dof = (var_b + var_m) ** 2 / (var_b ** 2 / (len(self.baseline) - 1) + var_m ** 2 / (len(self.method) - 1))
+        dof = (var_b + var_m) ** 2 / (var_b ** 2 / (len(self.baseline) - 1)
+                                      + var_m ** 2 / (len(self.method) - 1))
         half = stats.t.ppf(0.5 + self.confidence / 2, dof) * se
         return self.gain - half, self.gain + half
 
@@ -271,7 +275,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        rows = compare([read_run(d) for d in args.baseline], [read_run(d) for d in args.method], args.confidence)
+        baseline, method = [read_run(d) for d in args.baseline], [read_run(d) for d in args.method]
+        rows = compare(baseline, method, args.confidence)
     except CompareError as exc:
         print(f'compare_runs: {exc}', file=sys.stderr)
         return 2

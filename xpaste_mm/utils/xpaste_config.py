@@ -92,8 +92,8 @@ def _dataset_pipelines(dataset: Mapping, where: str) -> list[tuple[str, list]]:
 
 
 def _packing_pipelines(dataloader: Mapping) -> list[tuple[str, list]]:
-    pipelines = [(where, p) for where, p in _dataset_pipelines(dataloader['dataset'], 'train_dataloader.dataset')
-                 if any(t.get('type') in PACKERS for t in p)]
+    found = _dataset_pipelines(dataloader['dataset'], 'train_dataloader.dataset')
+    pipelines = [(where, p) for where, p in found if any(t.get('type') in PACKERS for t in p)]
     if not pipelines:
         raise ValueError(f'no train pipeline under train_dataloader.dataset ends with one of {PACKERS}: '
                          'cannot place XPasteCopyPaste')

@@ -55,8 +55,9 @@ class XPasteCopyPaste(BaseTransform):
     boxes), ``gt_ignore_flags``, ``gt_is_pasted``. Modified keys: ``img``, ``gt_bboxes``,
     ``gt_bboxes_labels``, ``gt_masks`` (``BitmapMasks`` whenever something was pasted),
     ``gt_ignore_flags``. Added keys: ``gt_is_pasted`` (bool per instance, ``True`` for pool
-    instances), ``paste_stats`` (what was pasted, see :mod:`.paste_stats`; logged by ``PasteStatsHook``). When anything is pasted, every box becomes tight to its mask (as in X-Paste) and
-    instances left with an empty mask are dropped.
+    instances), ``paste_stats`` (what was pasted, see :mod:`.paste_stats`; logged by
+    ``PasteStatsHook``). When anything is pasted, every box becomes tight to its mask (as in X-Paste)
+    and instances left with an empty mask are dropped.
 
     Args:
         pool_file: our ``pool_index.npz`` or an X-Paste pool ``.json`` (``{"<label>": ["*<path>"]}``).
