@@ -9,6 +9,7 @@ import torch
 from mmdet.registry import HOOKS
 from mmengine.dist import all_reduce
 from mmengine.hooks import Hook, LoggerHook
+from mmengine.runner import EpochBasedTrainLoop
 from mmengine.logging import print_log
 
 from ...datasets.transforms.paste_stats import FIELDS, PASTE_STATS_KEY, sum_records
@@ -16,8 +17,9 @@ from ...datasets.transforms.paste_stats import FIELDS, PASTE_STATS_KEY, sum_reco
 
 @HOOKS.register_module()
 class PasteStatsHook(Hook):
-    """Log, every ``interval`` training iterations, what the paste transform did to the images of those
-    iterations, summed over every dataloader worker and every rank.
+    """Log, when the ``LoggerHook`` logs (every ``interval`` iterations, and at the end of an epoch), what
+    the paste transform did to the images of the iterations since the last log, summed over every
+    dataloader worker and every rank.
 
     Each data sample carries the record ``XPasteCopyPaste`` wrote for its image (metainfo
     ``paste_stats``, see :mod:`xpaste_mm.datasets.transforms.paste_stats`). The hook adds up the
@@ -33,7 +35,7 @@ class PasteStatsHook(Hook):
     all-reduce of ``len(FIELDS)`` numbers per interval, made by every rank at the same iteration.
 
     When no instance was pasted on any rank during ``no_paste_window`` iterations (checked at each
-    interval, so the window is rounded up to a multiple of it), the hook warns, and raises
+    log, so the window is rounded up to the next log), the hook warns, and raises
     ``RuntimeError`` (stopping training with an error) when ``stop_on_no_paste`` is set. Batches whose
     samples carry no record (the pipeline has no ``XPasteCopyPaste`` or packs with ``PackDetInputs``)
     count as images without pastes, and the warning says so.
@@ -58,8 +60,10 @@ class PasteStatsHook(Hook):
         self._totals = np.zeros(len(FIELDS), dtype=np.float64)
         self._unrecorded = 0
         self._iters_without_paste = 0
+        self._last_reduced_iter = 0
 
     def before_train(self, runner) -> None:
+        self._last_reduced_iter = runner.iter  # > 0 after resuming
         if self.interval is None:
             self.interval = next((h.interval for h in runner.hooks if isinstance(h, LoggerHook)), 50)
 
@@ -69,7 +73,7 @@ class PasteStatsHook(Hook):
         records = [s.metainfo[PASTE_STATS_KEY] for s in samples if PASTE_STATS_KEY in s.metainfo]
         self._totals += sum_records(records)
         self._unrecorded += len(samples) - len(records)
-        if not (self.every_n_train_iters(runner, self.interval) or self.is_last_train_iter(runner)):
+        if not self._is_log_step(runner, batch_idx):
             return
         local = torch.from_numpy(np.append(self._totals, self._unrecorded))
         all_reduce(local, op='sum')
@@ -79,6 +83,14 @@ class PasteStatsHook(Hook):
         self._unrecorded = 0
         self._log(runner, totals, unrecorded)
         self._check_window(runner, totals, unrecorded)
+
+    def _is_log_step(self, runner, batch_idx: int) -> bool:
+        """The iterations at which ``LoggerHook`` logs (``batch_idx`` is the global iteration in
+        iteration-based loops and the iteration within the epoch in epoch-based ones)."""
+        if self.every_n_inner_iters(batch_idx, self.interval) or self.is_last_train_iter(runner):
+            return True
+        loop = getattr(runner, 'train_loop', None)
+        return isinstance(loop, EpochBasedTrainLoop) and self.end_of_epoch(runner.train_dataloader, batch_idx)
 
     def _log(self, runner, totals: dict[str, float], unrecorded: int) -> None:
         images = totals['images'] + unrecorded
@@ -94,10 +106,11 @@ class PasteStatsHook(Hook):
     def _check_window(self, runner, totals: dict[str, float], unrecorded: int) -> None:
         if not self.no_paste_window:
             return
+        iterations, self._last_reduced_iter = runner.iter + 1 - self._last_reduced_iter, runner.iter + 1
         if totals['pasted'] > 0:
             self._iters_without_paste = 0
             return
-        self._iters_without_paste += self.interval
+        self._iters_without_paste += iterations
         if self._iters_without_paste < self.no_paste_window:
             return
         self._iters_without_paste = 0
