@@ -131,16 +131,18 @@ def lvis_workspace(synthetic_lvis, tmp_path_factory):
     return root
 
 
-# Tiny sizes for a CPU smoke run: ResNet-18 without pretrained weights, 2 images at ~333 x 200, 1 epoch.
+# Tiny sizes for a CPU smoke run: ResNet-18 without pretrained weights, 8 classes, 2 training images
+# at ~333 x 200 (1 epoch = 1 iteration), 1 validation image.
 SMOKE_OPTIONS = [
     'model.backbone.depth=18', 'model.backbone.init_cfg=None', 'model.neck.in_channels=[64,128,256,512]',
+    'model.roi_head.bbox_head.num_classes=8', 'model.roi_head.mask_head.num_classes=8',  # synthetic LVIS
     'model.test_cfg.rpn.max_per_img=50', 'model.test_cfg.rcnn.max_per_img=30',
     'train_cfg.max_epochs=1', 'default_hooks.logger.interval=1',
     'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
     'train_dataloader.dataset.dataset.indices=2',
     'train_dataloader.dataset.dataset.pipeline.2.scales=[(333,160),(333,200)]',
     'val_dataloader.num_workers=0', 'val_dataloader.persistent_workers=False',
-    'val_dataloader.dataset.indices=2',
+    'val_dataloader.dataset.indices=1',
     'val_dataloader.dataset.pipeline.1.scale=(333,200)',
 ]
 
@@ -151,7 +153,7 @@ def test_mask_rcnn_recipe_trains_and_evaluates_on_cpu(name, lvis_workspace):
     proc = subprocess.run(
         [sys.executable, str(REPO / 'tools/train.py'), str(XPASTE / name), '--work-dir', str(work),
          '--cfg-options', *SMOKE_OPTIONS], cwd=lvis_workspace, capture_output=True, text=True, timeout=300,
-        env=dict(os.environ, PYTHONPATH=str(REPO)))
+        env=dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS='1'))
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-4000:]
     assert 'loss_mask' in log and 'lvis/segm_AP' in log
