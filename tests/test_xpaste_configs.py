@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from mmdet.registry import MODELS, TRANSFORMS
+from mmdet.registry import MODELS
 from mmdet.utils import register_all_modules
 from mmengine.config import Config
 from mmengine.dataset import Compose

@@ -9,8 +9,8 @@ import torch
 from mmdet.registry import HOOKS
 from mmengine.dist import all_reduce
 from mmengine.hooks import Hook, LoggerHook
-from mmengine.runner import EpochBasedTrainLoop
 from mmengine.logging import print_log
+from mmengine.runner import EpochBasedTrainLoop
 
 from ...datasets.transforms.paste_stats import FIELDS, PASTE_STATS_KEY, sum_records
 
