@@ -159,3 +159,6 @@ def test_mask_rcnn_recipe_trains_and_evaluates_on_cpu(name, lvis_workspace):
     assert 'loss_mask' in log and 'lvis/segm_AP' in log
     if '-xpaste' in name:
         assert 'paste/per_img' in log
+    run = compare_runs.read_run(work)  # compare_runs reads what mmengine really wrote
+    assert run.step == 1 and 0 <= run.metrics['lvis/segm_AP'] <= 1
+    assert compare_runs.settings(run.config)['schedule: train_cfg']['max_epochs'] == 1

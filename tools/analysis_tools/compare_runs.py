@@ -230,13 +230,18 @@ def table(rows: list[Row]) -> list[dict[str, str]]:
         interval = row.interval()
         out.append({
             'metric': row.metric,
-            'baseline': f'{_mean(row.baseline):.2f} ± {_std(row.baseline):.2f} (n={len(row.baseline)})',
-            'method': f'{_mean(row.method):.2f} ± {_std(row.method):.2f} (n={len(row.method)})',
+            'baseline': _spread(row.baseline),
+            'method': _spread(row.method),
             'gain': f'{row.gain:+.2f}',
             f'{row.confidence:.0%} CI': f'[{interval[0]:+.2f}, {interval[1]:+.2f}]' if interval else 'n/a',
             'verdict': row.verdict(),
         })
     return out
+
+
+def _spread(values: list[float]) -> str:
+    std = f' ± {_std(values):.2f}' if len(values) > 1 else ''
+    return f'{_mean(values):.2f}{std} (n={len(values)})'
 
 
 def markdown(cells: list[dict[str, str]]) -> str:
