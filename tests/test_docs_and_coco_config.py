@@ -75,7 +75,10 @@ def test_metafile_schedule_metadata_matches_the_configs():
     for model in _metafile_models():
         cfg = Config.fromfile(str(REPO / model['Config']))
         meta = model['Metadata']
-        assert meta['Iterations'] == cfg.train_cfg.max_iters, model['Name']
+        if 'Epochs' in meta:  # epoch-based recipes (MMDetection's Mask R-CNN)
+            assert meta['Epochs'] == cfg.train_cfg.max_epochs, model['Name']
+        else:
+            assert meta['Iterations'] == cfg.train_cfg.max_iters, model['Name']
         gpus = re.search(r'_(\d+)xb(\d+)-', model['Name'])
         per_gpu = cfg.train_dataloader.batch_size
         assert meta['Batch Size'] == (int(gpus[1]) * per_gpu if gpus else per_gpu), model['Name']

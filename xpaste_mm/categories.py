@@ -26,6 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+FREQUENCY_GROUPS = ('r', 'c', 'f')  # LVIS frequency groups: rare, common, frequent
 _TAIL_BYTES = 32 * 2**20
 _CHUNK_BYTES = 64 * 2**20
 

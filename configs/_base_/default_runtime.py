@@ -21,5 +21,7 @@ visualizer = dict(type='DetLocalVisualizer', vis_backends=vis_backends, name='vi
 log_processor = dict(type='LogProcessor', window_size=50, by_epoch=False)
 
 log_level = 'INFO'
+# One seed per run of a multi-seed comparison: --cfg-options randomness.seed=N (None = random).
+randomness = dict(seed=None)
 load_from = None
 resume = False

@@ -5,7 +5,7 @@
 _base_ = [
     '../_base_/models/mask-rcnn_r50_fpn.py',
     '../_base_/datasets/synthetic_lvis_instance.py',
-    '../_base_/default_runtime.py',
+    '../_base_/tiny_cpu_runtime.py',
 ]
 num_classes = 8
 model = dict(
@@ -22,20 +22,6 @@ model = dict(
         rcnn=dict(sampler=dict(num=64))),
     test_cfg=dict(rpn=dict(nms_pre=500, max_per_img=200)))
 
-max_iters = 40
-train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=1e-3, weight_decay=1e-4),
-    clip_grad=dict(max_norm=10.0, norm_type=2))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=10),
-]
-default_hooks = dict(
-    logger=dict(interval=10),
-    checkpoint=dict(interval=20, by_epoch=False, max_keep_ckpts=2))
-log_processor = dict(window_size=10)
-auto_scale_lr = dict(enable=False, base_batch_size=2)
-randomness = dict(seed=0)
+# Gradient norm clipping and no cosine decay (the first Mask R-CNN slice's schedule).
+optim_wrapper = dict(clip_grad=dict(_delete_=True, max_norm=10.0, norm_type=2))
+param_scheduler = [_base_.param_scheduler[0]]

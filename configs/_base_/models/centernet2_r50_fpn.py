@@ -1,9 +1,10 @@
 # CenterNet2 as configured by X-Paste (Detic variant), LVIS v1 (1203 classes), ResNet-50 + FPN P3-P7.
 # Every value follows X-Paste's Base-C2_L_R5021k_640b64_4x.yaml (see docs of xpaste_mm.models).
-# Federated-loss weights (image_count ** 0.5) come from `fed_loss_stats_file`, read at the first training
-# step: our category_stats.json, X-Paste's lvis_v1_train_cat_info.json or the LVIS train annotations.
+# Federated-loss weights (image_count ** 0.5) come from `category_stats_file`, read at the first training
+# step: our category_stats.json (`xpaste-pool stats`; X-Paste configs read its size prior from the same
+# file), X-Paste's lvis_v1_train_cat_info.json or the LVIS train annotations.
 num_classes = 1203
-fed_loss_stats_file = 'data/lvis_v1/metadata/category_stats.json'
+category_stats_file = 'data/lvis_v1/metadata/category_stats.json'
 
 
 def _cascade_bbox_head(reg_weights):
@@ -22,7 +23,7 @@ def _cascade_bbox_head(reg_weights):
         loss_cls=dict(
             type='FederatedSigmoidCELoss',
             num_classes=num_classes,
-            stats_file=fed_loss_stats_file,
+            stats_file=category_stats_file,
             num_sample_cats=50,
             freq_weight_power=0.5),
         loss_bbox=dict(type='L1Loss', loss_weight=1.0))

@@ -5,12 +5,15 @@ import numpy as np
 from mmdet.datasets.transforms import PackDetInputs
 from mmdet.registry import TRANSFORMS
 
+from .paste_stats import PASTE_STATS_KEY
+
 
 @TRANSFORMS.register_module()
 class PackXPasteInputs(PackDetInputs):
     """Pack like ``PackDetInputs`` and put ``results['gt_is_pasted']`` into
     ``data_sample.gt_instances.is_pasted`` (bool tensor; ``ignored_instances.is_pasted`` for
     instances flagged in ``gt_ignore_flags``). Missing flags mean "nothing pasted" (all ``False``).
+    ``results['paste_stats']`` (written by ``XPasteCopyPaste``) goes into the data sample's metainfo.
 
     Raises ``ValueError`` when the flags no longer match the boxes, i.e. a transform between
     ``XPasteCopyPaste`` and this one added or removed instances without updating ``gt_is_pasted``
@@ -43,4 +46,7 @@ class PackXPasteInputs(PackDetInputs):
                     'XPasteCopyPaste or use CachedCopyPaste for classic copy-paste')
             else:
                 results['gt_is_pasted'] = np.asarray(flags, dtype=bool)
-        return super().transform(results)
+        packed = super().transform(results)
+        if PASTE_STATS_KEY in results:  # counts for PasteStatsHook, whatever meta_keys says
+            packed['data_samples'].set_metainfo({PASTE_STATS_KEY: results[PASTE_STATS_KEY]})
+        return packed

@@ -12,6 +12,7 @@ from mmdet.registry import TRANSFORMS
 from mmengine.logging import print_log
 
 from ...categories import (
+    FREQUENCY_GROUPS,
     check_sorted_ids,
     load_frequencies,
     load_size_prior,
@@ -24,8 +25,7 @@ from .blending import BLEND_MODES, blend_instance
 from .instance_aug import jitter_colors, rotate_expanded, target_sizes
 from .instance_fields import num_instances, read_instances, write_instances
 from .instance_layers import InstanceLayers
-
-FREQUENCY_GROUPS = ('r', 'c', 'f')
+from .paste_stats import PASTE_STATS_KEY, label_frequency_groups, paste_record
 
 
 @dataclass
@@ -62,7 +62,8 @@ class XPasteCopyPaste(BaseTransform):
     Modified keys: ``img``, ``img_shape`` (same size), ``gt_bboxes``, ``gt_bboxes_labels``,
     ``gt_masks`` (``BitmapMasks`` whenever something was pasted), ``gt_ignore_flags``.
 
-    Added keys: ``gt_is_pasted`` (bool per instance, ``True`` for pool instances).
+    Added keys: ``gt_is_pasted`` (bool per instance, ``True`` for pool instances), ``paste_stats``
+    (what was pasted, see :mod:`.paste_stats`; logged by ``PasteStatsHook``).
 
     When anything is pasted, every box becomes tight to its mask (as in X-Paste) and instances left
     with an empty mask are dropped.
@@ -176,6 +177,7 @@ class XPasteCopyPaste(BaseTransform):
         self.pool = InstancePool.from_file(pool_file, dataset_ids, category_weights=weights,
                                            cache_size_mb=cache_size_mb, check_files=check_files)
         self._size_mean, self._size_std = self._size_prior_arrays(size_prior)
+        self.label_groups = label_frequency_groups(dataset_ids, _frequencies(ann_categories, stats_file))
 
     def _size_prior_arrays(self, prior: dict[int, tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
         """Mean/std of relative size per usable pool category; categories without statistics (or with
@@ -203,10 +205,15 @@ class XPasteCopyPaste(BaseTransform):
         if 'gt_is_pasted' not in results:
             results['gt_is_pasted'] = np.zeros(num_existing, dtype=bool)
         rng = np.random.default_rng(np.random.randint(0, 2**31, size=4))
+        results[PASTE_STATS_KEY] = paste_record((), self.label_groups)
         if rng.random() >= self.prob or (num_existing == 0 and not self.paste_on_empty):
             return results
+        skipped_reads = self.pool.skipped_reads
         instances = self.sample_instances(rng, img.shape[:2], results.get('gt_bboxes_labels'))
-        return self.composite(results, instances) if instances else results
+        if instances:
+            results = self.composite(results, instances)
+        results[PASTE_STATS_KEY]['unreadable'] = self.pool.skipped_reads - skipped_reads
+        return results
 
     def sample_instances(self, rng: np.random.Generator, img_shape: tuple[int, int],
                          image_labels: np.ndarray | None = None) -> list[PreparedInstance]:
@@ -254,14 +261,18 @@ class XPasteCopyPaste(BaseTransform):
         return instances
 
     def composite(self, results: dict, instances: Sequence[PreparedInstance]) -> dict:
-        """Paste ``instances`` one at a time (later ones on top) and update the annotations."""
+        """Paste ``instances`` one at a time (later ones on top), update the annotations and
+        ``results['paste_stats']``."""
         if 'gt_is_pasted' not in results:
             results['gt_is_pasted'] = np.zeros(num_instances(results), dtype=bool)
+        results[PASTE_STATS_KEY] = paste_record((), self.label_groups)
         img = np.array(results['img'], dtype=np.uint8, order='C', copy=True)
         height, width = img.shape[:2]
         layers = InstanceLayers(*read_instances(results, height, width),
                                 bbox_occluded_thr=self.bbox_occluded_thr,
                                 mask_occluded_thr=self.mask_occluded_thr)
+        num_before = len(layers)
+        empty_before = sum(layers.area(j) == 0 for j in range(num_before))  # dropped, but not occluded
         pasted = 0
         for inst in instances:
             h, w = inst.mask.shape
@@ -284,6 +295,11 @@ class XPasteCopyPaste(BaseTransform):
         if pasted == 0:
             return results
         out = layers.finalize(self.min_visible_area)
+        visible = sum(1 for j in range(num_before, len(layers))
+                      if layers.alive[j] and layers.area(j) >= self.min_visible_area)
+        results[PASTE_STATS_KEY] = paste_record(
+            out['labels'][len(out['labels']) - visible:], self.label_groups,
+            occluded=len(layers) - len(out['labels']) - empty_before)
         write_instances(results, img, out)
         return results
 
@@ -295,6 +311,14 @@ class XPasteCopyPaste(BaseTransform):
                 f'mask_threshold={self.mask_threshold}, rotate_range={self.rotate_range}, '
                 f'color_jitter_prob={self.color_jitter_prob}, paste_on_empty={self.paste_on_empty}, '
                 f'prob={self.prob}, pool_instances={self.pool.check.num_usable})')
+
+
+def _frequencies(ann_categories: list[dict] | None, stats_file: str) -> dict[int, str | None]:
+    """``{category id: LVIS frequency group}`` from the annotation file's categories when given, else
+    from the statistics file."""
+    if ann_categories is not None:
+        return {int(c['id']): c.get('frequency') for c in ann_categories}
+    return load_frequencies(stats_file)
 
 
 def _resolve_weights(weights: Mapping | None, ann_categories: list[dict] | None,
@@ -310,11 +334,10 @@ def _resolve_weights(weights: Mapping | None, ann_categories: list[dict] | None,
     if unknown:
         raise ValueError(f'category_weights keys {unknown} are neither category ids nor one of '
                          f'{FREQUENCY_GROUPS}')
-    frequency = ({int(c['id']): c.get('frequency') for c in ann_categories} if ann_categories is not None
-                 else load_frequencies(stats_file))
+    frequency = _frequencies(ann_categories, stats_file)
     if not any(f in FREQUENCY_GROUPS for f in frequency.values()):
         raise ValueError('category_weights by frequency group need category frequencies: pass ann_file '
-                         '(LVIS) or a category_stats.json written by compute_category_stats as stats_file')
+                         '(LVIS) or a category_stats.json written by `xpaste-pool stats` as stats_file')
     for cat, freq in frequency.items():
         if freq in groups and cat not in resolved:
             resolved[cat] = groups[freq]
