@@ -8,6 +8,6 @@ from .compat import apply_all as _apply_compat_fixes
 
 _apply_compat_fixes()
 
-from . import datasets, evaluation, models  # noqa: E402,F401  (registration)
+from . import datasets, engine, evaluation, models  # noqa: E402,F401  (registration)
 
 __version__ = '0.1.0'

@@ -1,2 +1,2 @@
-"""Training/testing entry points and hooks."""
+"""Runner extensions, where MMDetection keeps them (``mmdet/engine/hooks``): registered hooks."""
 from . import hooks  # noqa: F401  (registration)
