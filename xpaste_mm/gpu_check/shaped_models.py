@@ -1,0 +1,130 @@
+"""Randomly initialised models with the real models' shapes (no download): Stable Diffusion 1.5,
+CLIPSeg ``rd64-refined`` and a BiRefNet-like Swin-L salient-object network. Their outputs are
+meaningless; their compute and memory are those of the real models.
+"""
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+#: SD-1.5's ``unet/config.json`` (860 M parameters).
+SD15_UNET = dict(sample_size=64, in_channels=4, out_channels=4, layers_per_block=2,
+                 block_out_channels=(320, 640, 1280, 1280),
+                 down_block_types=('CrossAttnDownBlock2D', 'CrossAttnDownBlock2D', 'CrossAttnDownBlock2D',
+                                   'DownBlock2D'),
+                 up_block_types=('UpBlock2D', 'CrossAttnUpBlock2D', 'CrossAttnUpBlock2D', 'CrossAttnUpBlock2D'),
+                 cross_attention_dim=768, attention_head_dim=8, norm_num_groups=32)
+#: SD-1.5's ``vae/config.json`` (84 M parameters).
+SD15_VAE = dict(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(128, 256, 512, 512),
+                down_block_types=('DownEncoderBlock2D',) * 4, up_block_types=('UpDecoderBlock2D',) * 4,
+                layers_per_block=2, norm_num_groups=32, sample_size=512)
+#: SD-1.5's text encoder, OpenAI CLIP ViT-L/14's text tower (123 M parameters).
+SD15_TEXT = dict(vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
+                 num_attention_heads=12, max_position_embeddings=77, hidden_act='quick_gelu', projection_dim=768,
+                 bos_token_id=49406, eos_token_id=49407, pad_token_id=49407)
+#: SD-1.5's scheduler betas; the recipe swaps in DPM-Solver++ with them (``from_config``).
+SD15_SCHEDULER = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule='scaled_linear',
+                      steps_offset=1, prediction_type='epsilon')
+
+
+def save_clip_tokenizer(folder: str | Path):
+    """Write OpenAI CLIP's BPE tokenizer (SD-1.5's and CLIPSeg's) to ``folder`` as ``vocab.json`` +
+    ``merges.txt``, from the BPE table bundled with open_clip (no download), and load it."""
+    from open_clip.tokenizer import default_bpe
+    from transformers import CLIPTokenizer
+    from transformers.models.clip.tokenization_clip import bytes_to_unicode
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = gzip.open(default_bpe()).read().decode('utf-8').split('\n')
+    merges = lines[1:49152 - 256 - 2 + 1]  # the merges CLIP uses (as CLIP's own tokenizer)
+    alphabet = list(bytes_to_unicode().values())
+    vocab = alphabet + [c + '</w>' for c in alphabet] + [''.join(m.split()) for m in merges]
+    vocab += ['<|startoftext|>', '<|endoftext|>']
+    (folder / 'vocab.json').write_text(json.dumps({token: i for i, token in enumerate(vocab)}), encoding='utf-8')
+    (folder / 'merges.txt').write_text('\n'.join(['#version: 0.2', *merges]) + '\n', encoding='utf-8')
+    return CLIPTokenizer(str(folder / 'vocab.json'), str(folder / 'merges.txt'), model_max_length=77)
+
+
+def build_sd15_shaped_pipeline(tokenizer_dir: str | Path, device: str, dtype: torch.dtype,
+                               scheduler: str = 'DPMSolverMultistepScheduler'):
+    """A diffusers ``StableDiffusionPipeline`` with SD-1.5's UNet/VAE/text encoder built from configs on
+    ``device`` (initialised there, then cast to ``dtype``), the recipe's scheduler, no safety checker
+    (X-Paste never ran it)."""
+    import diffusers
+    from diffusers import AutoencoderKL, StableDiffusionPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    with torch.device(device):
+        unet = UNet2DConditionModel(**SD15_UNET)
+        vae = AutoencoderKL(**SD15_VAE)
+        text_encoder = CLIPTextModel(CLIPTextConfig(**SD15_TEXT))
+    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=save_clip_tokenizer(tokenizer_dir),
+                                   unet=unet, scheduler=getattr(diffusers, scheduler)(**SD15_SCHEDULER),
+                                   safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    pipe = pipe.to(device=device, dtype=dtype)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def save_clipseg_rd64_shaped(folder) -> None:
+    """Save a CLIPSeg with ``CIDAS/clipseg-rd64-refined``'s configuration (ViT-B/16 at 352 px, reduce
+    dim 64, refined decoder) and its processor to ``folder``, loadable by the ``clipseg`` segmenter."""
+    from transformers import CLIPSegConfig, CLIPSegForImageSegmentation, CLIPSegProcessor, ViTImageProcessor
+
+    from pool_builder.segmenters.salient import IMAGENET_MEAN, IMAGENET_STD
+
+    tokenizer = save_clip_tokenizer(Path(folder) / 'bpe')
+    config = CLIPSegConfig(
+        text_config=dict(vocab_size=49408, hidden_size=512, intermediate_size=2048, num_attention_heads=8,
+                         num_hidden_layers=12, max_position_embeddings=77, bos_token_id=49406,
+                         eos_token_id=49407, pad_token_id=49407),
+        vision_config=dict(hidden_size=768, intermediate_size=3072, num_attention_heads=12, num_hidden_layers=12,
+                           image_size=352, patch_size=16),
+        projection_dim=512, reduce_dim=64, extract_layers=[3, 6, 9], decoder_num_attention_heads=4,
+        decoder_intermediate_size=2048, conditional_layer=0, use_complex_transposed_convolution=True)
+    model = CLIPSegForImageSegmentation(config)
+    processor = CLIPSegProcessor(
+        image_processor=ViTImageProcessor(do_resize=True, size={'height': 352, 'width': 352}, resample=2,
+                                          image_mean=list(IMAGENET_MEAN), image_std=list(IMAGENET_STD)),
+        tokenizer=tokenizer)
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+
+
+#: BiRefNet's default backbone (swin_v1_l): Swin-L, window 12, at BiRefNet's 1024 px input.
+SWIN_L = dict(type='SwinTransformer', pretrain_img_size=384, embed_dims=192, depths=(2, 2, 18, 2),
+              num_heads=(6, 12, 24, 48), window_size=12, out_indices=(0, 1, 2, 3), init_cfg=None)
+TINY_SWIN = dict(type='SwinTransformer', pretrain_img_size=64, embed_dims=16, depths=(1, 1, 1, 1),
+                 num_heads=(1, 2, 4, 8), window_size=4, mlp_ratio=2, out_indices=(0, 1, 2, 3), init_cfg=None)
+
+
+class SalientSwinNet(nn.Module):
+    """BiRefNet's interface and backbone cost: a Swin backbone, a top-down decoder over its four
+    stages (``width`` channels) and a 1-channel head; ``forward`` returns ``[coarse, fine]`` logits,
+    the last at input resolution, like BiRefNet."""
+
+    def __init__(self, backbone: dict, width: int = 128) -> None:
+        super().__init__()
+        from mmdet.registry import MODELS
+
+        self.backbone = MODELS.build(backbone)
+        channels = [backbone['embed_dims'] * 2**i for i in range(4)]
+        self.lateral = nn.ModuleList(nn.Conv2d(c, width, 1) for c in channels)
+        self.smooth = nn.ModuleList(nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.ReLU())
+                                    for _ in channels)
+        self.head = nn.Conv2d(width, 1, 1)
+
+    def forward(self, pixel_values: torch.Tensor) -> list[torch.Tensor]:
+        feats = self.backbone(pixel_values)
+        x = self.smooth[-1](self.lateral[-1](feats[-1]))
+        coarse = self.head(x)
+        for lateral, smooth, feat in zip(self.lateral[-2::-1], self.smooth[-2::-1], feats[-2::-1]):
+            x = smooth(lateral(feat) + F.interpolate(x, size=feat.shape[-2:], mode='bilinear', align_corners=False))
+        fine = F.interpolate(self.head(x), size=pixel_values.shape[-2:], mode='bilinear', align_corners=False)
+        return [coarse, fine]
