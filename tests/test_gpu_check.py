@@ -52,8 +52,8 @@ def test_smoke_runs_every_cpu_phase(tmp_path, capsys):
 @pytest.mark.skipif(torch.cuda.is_available(), reason='checks the refusals of a machine without CUDA')
 def test_phases_refuse_without_cuda(tmp_path):
     out = tmp_path / 'report.json'
-    code = main(['--device', 'cuda', '--phases', 'mmcv_ops', 'train_r50_amp', 'generate', 'score', '--in-process',
-                 '--work-dir', str(tmp_path), '--out', str(out)])
+    code = main(['--device', 'cuda', '--phases', 'mmcv_ops', 'train_r50_amp', 'generate', 'score',
+                 '--in-process',                 '--work-dir', str(tmp_path), '--out', str(out)])
     phases = json.loads(out.read_text())['phases']
     assert code == 2
     assert [p['status'] for p in phases] == ['refused'] * 4
@@ -71,7 +71,8 @@ def test_amp_phase_refuses_on_cpu(tmp_path):
 def test_mmcv_without_cuda_ops_names_the_fix(monkeypatch):
     import mmcv.ops
     monkeypatch.setattr(mmcv.ops, 'get_compiling_cuda_version', lambda: 'not available')
-    with pytest.raises(PhaseRefused, match=r'built without CUDA ops.*pip uninstall -y mmcv && bash tools/install.sh'):
+    fix = r'built without CUDA ops.*pip uninstall -y mmcv && bash tools/install.sh'
+    with pytest.raises(PhaseRefused, match=fix):
         requirements.require_mmcv_ops('cuda')
 
 
@@ -93,8 +94,8 @@ def test_arch_mismatches_name_the_fix(monkeypatch):
         raise RuntimeError('CUDA error: no kernel image is available for execution on the device')
 
     monkeypatch.setattr(requirements, '_probe_roi_align', no_kernel)
-    with pytest.raises(PhaseRefused, match=r'not compiled for this GPU \(sm_90\).*TORCH_CUDA_ARCH_LIST="9.0" bash '
-                                           r'tools/install.sh'):
+    fix = r'not compiled for this GPU \(sm_90\).*TORCH_CUDA_ARCH_LIST="9.0" bash tools/install.sh'
+    with pytest.raises(PhaseRefused, match=fix):
         requirements.require_mmcv_ops('cuda')
 
 
@@ -121,3 +122,25 @@ def test_phase_selection_and_limits():
     assert default == 100 and limits == {'generate': 50, 'segment': 50, 'score': 50, 'inference': 20}
     with pytest.raises(ValueError, match='PHASE=SECONDS'):
         parse_limits(['generate=fast'])
+
+
+def test_sd15_shaped_components_have_sd15_sizes():
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from xpaste_mm.gpu_check.shaped_models import SD15_TEXT, SD15_UNET, SD15_VAE
+    with torch.device('meta'):  # shapes only, no memory
+        parts = (UNet2DConditionModel(**SD15_UNET), AutoencoderKL(**SD15_VAE),
+                 CLIPTextModel(CLIPTextConfig(**SD15_TEXT)))
+    millions = [round(sum(p.numel() for p in part.parameters()) / 1e6, 2) for part in parts]
+    assert millions == [859.52, 83.65, 123.06]  # SD-1.5's unet, vae, text_encoder
+
+
+def test_clip_tokenizer_is_openai_clip_bpe(tmp_path):
+    import open_clip
+
+    from xpaste_mm.gpu_check.shaped_models import save_clip_tokenizer
+    tokenizer = save_clip_tokenizer(tmp_path)
+    reference = open_clip.get_tokenizer('ViT-L-14')
+    for text in ('a photo of a single mug', 'a photo of a single crème brûlée, AC/DC_adapter'):
+        assert tokenizer(text).input_ids == [i for i in reference([text])[0].tolist() if i]

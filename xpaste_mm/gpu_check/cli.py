@@ -23,6 +23,8 @@ SIZE_FLAGS = (('--train-iters', int, 'timed training iterations per training pha
               ('--sd-steps', int, 'denoising steps per image (default: the recipe\'s 50)'),
               ('--sd-batch', int, 'images per generation call (default: the recipe\'s 4)'),
               ('--sd-batches', int, 'timed generation calls'),
+              ('--segment-batch', int, 'images per segmenter call (default: the recipe\'s 8)'),
+              ('--score-batch', int, 'images per CLIP scoring call (default: the recipe\'s 32)'),
               ('--infer-images', int, 'timed inference images'))
 
 
@@ -34,11 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
         epilog='phases:\n' + '\n'.join(f'  {p.name:<17} {p.summary} (limit {p.limit_s:.0f} s'
                                        f'{", CUDA only" if p.cuda_only else ""})' for p in PHASES)
                + '\ngroups: ' + ', '.join(f'{g} ({" ".join(n)})' for g, n in GROUPS.items() if g != 'all')
-               + '\n\nexit status: 0 every phase passed, 1 a phase failed or timed out, 2 a phase was refused '
-                 '(its requirement is absent; the message says how to fix it)')
+               + '\n\nexit status: 0 every phase passed, 1 a phase failed or timed out, 2 a phase was '
+                 'refused (its requirement is absent; the message says how to fix it)')
     parser.add_argument('--device', help='cpu, cuda or cuda:N (default: cuda; cpu with --smoke)')
     parser.add_argument('--phases', nargs='+', metavar='PHASE',
-                        help='phases or groups to run, in the fixed order (default: all that apply to the device)')
+                        help='phases or groups to run, in the fixed order (default: all that apply to the '
+                             'device)')
     parser.add_argument('--smoke', action='store_true',
                         help='tiny models and sizes (a CPU run in seconds, used by the test suite)')
     parser.add_argument('--time-limit', nargs='+', metavar='[PHASE=]SECONDS',
@@ -50,14 +53,16 @@ def build_parser() -> argparse.ArgumentParser:
                         help='run phases in this process (no hard limits; for debugging and tests)')
     parser.add_argument('--loader-workers', nargs='+', type=int, metavar='N',
                         help='worker counts of the dataloader phase (default: 0 4 8)')
-    parser.add_argument('--checkpoint', help='converted R50 weights for the inference phase (default: random)')
+    parser.add_argument('--checkpoint',
+                        help='converted R50 weights for the inference phase (default: random weights)')
     for flag, kind, text in SIZE_FLAGS:
         parser.add_argument(flag, type=kind, help=text)
     return parser
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
-    overrides = {flag[2:].replace('-', '_'): getattr(args, flag[2:].replace('-', '_')) for flag, _, _ in SIZE_FLAGS}
+    names = [flag[2:].replace('-', '_') for flag, _, _ in SIZE_FLAGS]
+    overrides = {name: getattr(args, name) for name in names}
     overrides.update(loader_workers=args.loader_workers, checkpoint=args.checkpoint, device=args.device)
     overrides = {k: v for k, v in overrides.items() if v is not None}
     overrides['work_dir'] = args.work_dir

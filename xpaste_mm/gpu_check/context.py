@@ -84,7 +84,8 @@ class PhaseContext:
     def data(self) -> CheckData:
         """The synthetic LVIS data, pool and statistics (generated once per work dir)."""
         spec = SMOKE_DATA if self.smoke else FULL_DATA
-        return prepare_data(self.work_dir / ('data-smoke' if self.smoke else 'data'), spec, self.settings.seed)
+        folder = self.work_dir / ('data-smoke' if self.smoke else 'data')
+        return prepare_data(folder, spec, self.settings.seed)
 
     def models_dir(self) -> Path:
         """Where model folders built by the checks are kept between runs."""

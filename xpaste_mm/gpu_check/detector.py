@@ -22,9 +22,9 @@ TINY_CONFIG = CONFIGS / 'centernet2_r18-tiny_fpn_40i_synthetic-lvis.py'
 SMOKE_TRAIN_SIZE = 128
 
 #: A Swin-T-like backbone shrunk for CPU tests; its stages have the tiny FPN's input widths.
-TINY_SWIN = dict(type='SwinTransformer', pretrain_img_size=SMOKE_TRAIN_SIZE, embed_dims=16, depths=(1, 1, 1, 1),
-                 num_heads=(1, 2, 4, 8), window_size=4, mlp_ratio=2, out_indices=(1, 2, 3), drop_path_rate=0.0,
-                 convert_weights=False, init_cfg=None)
+TINY_SWIN = dict(type='SwinTransformer', pretrain_img_size=SMOKE_TRAIN_SIZE, embed_dims=16,
+                 depths=(1, 1, 1, 1), num_heads=(1, 2, 4, 8), window_size=4, mlp_ratio=2,
+                 out_indices=(1, 2, 3), drop_path_rate=0.0, convert_weights=False, init_cfg=None)
 
 
 def quiet_mmengine_logs() -> None:

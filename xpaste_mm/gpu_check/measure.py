@@ -43,7 +43,8 @@ class PeakMemory:
             self.reserved_mib = torch.cuda.max_memory_reserved(self.device) / MIB
         else:
             scale = 1 if sys.platform == 'darwin' else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
-            self.allocated_mib = self.reserved_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / MIB
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / MIB
+            self.allocated_mib = self.reserved_mib = peak
 
 
 class Budget:

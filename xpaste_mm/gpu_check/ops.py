@@ -50,21 +50,24 @@ def mmcv_ops(ctx: PhaseContext) -> None:
                       _random_boxes(generator, num_rois, side * 8.0)], dim=1)
     align = RoIAlign((7, 7), spatial_scale=1 / 8, sampling_ratio=0, aligned=True)
     out_cpu = align(feats, rois)
-    out_tv = torchvision.ops.roi_align(feats, rois, (7, 7), spatial_scale=1 / 8, sampling_ratio=0, aligned=True)
+    out_tv = torchvision.ops.roi_align(feats, rois, (7, 7), spatial_scale=1 / 8, sampling_ratio=0,
+                                       aligned=True)
     out_dev = align(feats.to(device), rois.to(device)).cpu()
     nms_ok = torch.equal(keep_cpu, keep_dev)
     roi_diff = float((out_dev - out_cpu).abs().max())
-    ref_ok = set(keep_cpu.tolist()) == set(keep_tv.tolist()) and float((out_cpu - out_tv).abs().max()) < ROI_TOLERANCE
+    ref_ok = (set(keep_cpu.tolist()) == set(keep_tv.tolist())
+              and float((out_cpu - out_tv).abs().max()) < ROI_TOLERANCE)
     ctx.emit('nms equal to CPU', 'yes' if nms_ok else 'NO', '',
              f'{num_boxes} boxes, IoU 0.5, kept {len(keep_dev)} (CPU {len(keep_cpu)})')
     ctx.emit('RoIAlign max |device - CPU|', roi_diff, '', f'{num_rois} RoIs, 7x7, {channels} ch, aligned')
     ctx.emit('CPU ops equal to torchvision', 'yes' if ref_ok else 'NO', '', 'nms keep set, RoIAlign values')
-    boxes_d, scores_d, feats_d, rois_d = boxes.to(device), scores.to(device), feats.to(device), rois.to(device)
+    boxes_d, scores_d = boxes.to(device), scores.to(device)
+    feats_d, rois_d = feats.to(device), rois.to(device)
     repeats = 3 if smoke else 20
     ctx.emit('nms time', _median_ms(lambda: nms(boxes_d, scores_d, iou_threshold=0.5), device, repeats), 'ms',
              f'{num_boxes} boxes, median of {repeats}')
     ctx.emit('RoIAlign time', _median_ms(lambda: align(feats_d, rois_d), device, repeats), 'ms',
              f'{num_rois} RoIs, median of {repeats}')
     if not (nms_ok and roi_diff < ROI_TOLERANCE and ref_ok):
-        raise CheckFailed(f'mmcv ops on {device} differ: nms equal {nms_ok}, RoIAlign max diff {roi_diff:.3g} '
-                          f'(tolerance {ROI_TOLERANCE}), CPU vs torchvision equal {ref_ok}')
+        raise CheckFailed(f'mmcv ops on {device} differ: nms equal {nms_ok}, RoIAlign max diff '
+                          f'{roi_diff:.3g} (tolerance {ROI_TOLERANCE}), CPU vs torchvision equal {ref_ok}')

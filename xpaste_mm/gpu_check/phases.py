@@ -28,7 +28,8 @@ class Phase:
 PHASES = (
     Phase('mmcv_ops', 'ops:mmcv_ops', 120, 60, 'mmcv nms / RoIAlign on the device equal to the CPU results'),
     Phase('train_r50_fp32', 'training:train_r50_fp32', 420, 120, 'R50 X-Paste config at 640, fp32'),
-    Phase('train_r50_amp', 'training:train_r50_amp', 420, 120, 'R50 X-Paste config at 640, AMP', cuda_only=True),
+    Phase('train_r50_amp', 'training:train_r50_amp', 420, 120, 'R50 X-Paste config at 640, AMP',
+          cuda_only=True),
     Phase('train_swinl_fp32', 'training:train_swinl_fp32', 420, 120, 'Swin-L X-Paste config at 896, fp32'),
     Phase('train_swinl_amp', 'training:train_swinl_amp', 420, 120, 'Swin-L X-Paste config at 896, AMP',
           cuda_only=True),
@@ -62,7 +63,8 @@ def select_phases(names: Sequence[str] | None, device: str) -> list[Phase]:
         elif name in BY_NAME:
             wanted.add(name)
         else:
-            raise ValueError(f'unknown phase {name!r}; phases: {", ".join(BY_NAME)}; groups: {", ".join(GROUPS)}')
+            raise ValueError(f'unknown phase {name!r}; phases: {", ".join(BY_NAME)}; groups: '
+                             f'{", ".join(GROUPS)}')
     return [p for p in PHASES if p.name in wanted]
 
 

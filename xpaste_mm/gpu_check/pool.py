@@ -67,7 +67,8 @@ def generate(ctx: PhaseContext) -> None:
         from .shaped_models import build_sd15_shaped_pipeline
 
         options = GenerateOptions(num_inference_steps=s.sd_steps, batch_size=s.sd_batch)
-        pipe = build_sd15_shaped_pipeline(ctx.models_dir() / 'clip-bpe', ctx.device, torch_dtype(options.dtype, ctx.device), options.scheduler)
+        pipe = build_sd15_shaped_pipeline(ctx.models_dir() / 'clip-bpe', ctx.device,
+                                          torch_dtype(options.dtype, ctx.device), options.scheduler)
         shape = 'SD-1.5-shaped, random weights'
     prompts = [PROMPT.format(NAMES[i % len(NAMES)]) for i in range(options.batch_size)]
     seeds = [image_seed(s.seed, 1, i) for i in range(options.batch_size)]
@@ -85,7 +86,8 @@ def generate(ctx: PhaseContext) -> None:
     dtype = str(pipe.unet.dtype).replace('torch.', '')
     ctx.emit('images/s', images / seconds, 'img/s',
              f'{shape}; {type(pipe.scheduler).__name__} {options.num_inference_steps} steps, guidance '
-             f'{options.guidance_scale}, {options.width}x{options.height}, batch {options.batch_size}, {dtype}')
+             f'{options.guidance_scale}, {options.width}x{options.height}, batch {options.batch_size}, '
+             f'{dtype}')
     ctx.emit('s/image', seconds / images, 's', f'{images} images')
     ctx.emit('UNet steps/s', done * options.num_inference_steps / seconds, 'steps/s',
              f'batch {options.batch_size} x2 (classifier-free guidance)')
@@ -127,7 +129,8 @@ def segment(ctx: PhaseContext) -> None:
                    f'Swin-{"L" if not ctx.smoke else "tiny"} at {input_size} px'))
     for position, (name, segmenter, shape) in enumerate(segmenters):
         budget, ctx.budget = ctx.budget, ctx.budget.share(1.0 / (len(segmenters) - position))
-        done, seconds, memory = _timed_batches(ctx, lambda seg=segmenter: seg(images, texts), s.segment_batches)
+        done, seconds, memory = _timed_batches(ctx, lambda seg=segmenter: seg(images, texts),
+                                               s.segment_batches)
         ctx.budget = budget
         dtype = str(getattr(segmenter, 'dtype', '')).replace('torch.', '')
         ctx.emit(f'{name} images/s', done * len(images) / seconds, 'img/s',
@@ -153,7 +156,8 @@ def score(ctx: PhaseContext) -> None:
     torch.manual_seed(s.seed)
     scorer = ClipScorer(model, pretrained=None, device=ctx.device)
     images = _images(s.score_batch, size, s.seed)
-    done, seconds, memory = _timed_batches(ctx, lambda: scorer.score(images, PROMPT.format('mug')), s.score_batches)
+    text = PROMPT.format('mug')
+    done, seconds, memory = _timed_batches(ctx, lambda: scorer.score(images, text), s.score_batches)
     ctx.emit('images/s', done * len(images) / seconds, 'img/s',
              f'{"ViT-L-14" if not ctx.smoke else "tiny open_clip"} random weights, '
              f'{str(scorer.dtype).replace("torch.", "")}, batch {len(images)} of {size}x{size}')

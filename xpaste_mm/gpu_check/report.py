@@ -50,7 +50,8 @@ class Report:
     phases: list[PhaseStatus] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return dict(meta=self.meta, rows=[asdict(r) for r in self.rows], phases=[asdict(p) for p in self.phases])
+        return dict(meta=self.meta, rows=[asdict(r) for r in self.rows],
+                    phases=[asdict(p) for p in self.phases])
 
     def write_json(self, path: str | os.PathLike) -> Path:
         return atomic_write_json(path, self.to_dict(), indent=1)
@@ -78,7 +79,8 @@ def format_table(report: Report) -> str:
     widths = [max([len(h)] + [len(line[i]) for line in lines]) for i, h in enumerate(header)]
 
     def fmt(cells) -> str:
-        return '  '.join(c.ljust(w) if i != 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+        padded = (c.rjust(w) if i == 2 else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+        return '  '.join(padded).rstrip()
 
     out = [fmt(header), fmt('-' * w for w in widths), *(fmt(line) for line in lines), '']
     for p in report.phases:
@@ -118,7 +120,8 @@ def environment(device: str, smoke: bool, argv: list[str]) -> dict:
         index = torch.device(device).index or 0
         if index < torch.cuda.device_count():
             props = torch.cuda.get_device_properties(index)
-            meta.update(capability=f'{props.major}.{props.minor}', gpu_memory_gib=round(props.total_memory / 2**30, 1))
+            meta.update(capability=f'{props.major}.{props.minor}',
+                        gpu_memory_gib=round(props.total_memory / 2**30, 1))
     return meta
 
 

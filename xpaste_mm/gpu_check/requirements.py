@@ -26,7 +26,8 @@ def require_device(device: str) -> None:
         fix = ('run on a GPU host (check `nvidia-smi` and CUDA_VISIBLE_DEVICES)' if torch.version.cuda else
                'install a CUDA build of torch (pip install torch --index-url '
                'https://download.pytorch.org/whl/cu128), then ' + INSTALL)
-        raise PhaseRefused(f'--device {device}: torch {torch.__version__} ({build}) sees no CUDA GPU. Fix: {fix}')
+        raise PhaseRefused(f'--device {device}: torch {torch.__version__} ({build}) sees no CUDA GPU. '
+                           f'Fix: {fix}')
     index = torch.device(device).index or 0
     if index >= torch.cuda.device_count():
         raise PhaseRefused(f'--device {device}: only {torch.cuda.device_count()} CUDA device(s) are visible. '
@@ -38,8 +39,8 @@ def require_device(device: str) -> None:
     if arch_list and sm not in arch_list and not ptx_ok:
         raise PhaseRefused(
             f'{torch.cuda.get_device_name(index)} is {sm}, but torch {torch.__version__} was built for '
-            f'{" ".join(arch_list)}. Fix: install a torch build that supports {sm} (a newer CUDA wheel), then '
-            f'{INSTALL}')
+            f'{" ".join(arch_list)}. Fix: install a torch build that supports {sm} (a newer CUDA wheel), '
+            f'then {INSTALL}')
 
 
 def require_amp(device: str) -> None:
@@ -66,14 +67,14 @@ def require_mmcv_ops(device: str) -> None:
     compiled = get_compiling_cuda_version()
     if compiled == 'not available':
         raise PhaseRefused(
-            'mmcv was built without CUDA ops (it was built where no GPU or nvcc was visible). Fix on this GPU '
-            f'host, with nvcc of CUDA {torch.version.cuda or "<torch.version.cuda>"} on PATH: pip uninstall -y mmcv && '
-            f'{INSTALL}')
+            'mmcv was built without CUDA ops (it was built where no GPU or nvcc was visible). Fix on this '
+            f'GPU host, with nvcc of CUDA {torch.version.cuda or "<torch.version.cuda>"} on PATH: '
+            f'pip uninstall -y mmcv && {INSTALL}')
     if torch.version.cuda and compiled.split('.')[0] != torch.version.cuda.split('.')[0]:
         raise PhaseRefused(
-            f'mmcv\'s CUDA ops were compiled with CUDA {compiled}, torch uses CUDA {torch.version.cuda}. Fix: '
-            f'put nvcc {torch.version.cuda} on PATH, delete the cached wheel (~/.cache/xpaste-mm/wheels/), '
-            f'pip uninstall -y mmcv && {INSTALL}')
+            f'mmcv\'s CUDA ops were compiled with CUDA {compiled}, torch uses CUDA {torch.version.cuda}. '
+            f'Fix: put nvcc {torch.version.cuda} on PATH, delete the cached wheel '
+            f'(~/.cache/xpaste-mm/wheels/), pip uninstall -y mmcv && {INSTALL}')
     try:
         _probe_roi_align(device)
     except RuntimeError as exc:

@@ -32,7 +32,8 @@ PACKAGE_PARENT = Path(__file__).resolve().parents[2]
 BUDGET_SHARE = 0.75
 
 
-def execute(phase: Phase, settings: Settings, budget_s: float, sink: Callable[[Row], None]) -> tuple[str, str]:
+def execute(phase: Phase, settings: Settings, budget_s: float,
+            sink: Callable[[Row], None]) -> tuple[str, str]:
     """Run one phase here; returns ``(status, message)``."""
     ctx = PhaseContext(phase.name, settings, budget_s, sink)
     try:
@@ -84,20 +85,21 @@ def run_checks(settings: Settings, phases: Sequence[Phase], default_limit: float
 def _run_isolated(phase: Phase, settings: Settings, limit: float) -> tuple[str, str, list[Row]]:
     folder = Path(tempfile.mkdtemp(prefix=f'{phase.name}.', dir=settings.work_dir))
     try:
-        settings_file, rows_file, status_file = (folder / n for n in ('settings.json', 'rows.jsonl', 'status.json'))
+        settings_file, rows_file, status_file = (folder / name for name in
+                                                 ('settings.json', 'rows.jsonl', 'status.json'))
         settings_file.write_text(json.dumps(settings.to_dict()))
         env = dict(os.environ)
         env['PYTHONPATH'] = os.pathsep.join(filter(None, [str(PACKAGE_PARENT), env.get('PYTHONPATH')]))
-        command = [sys.executable, '-m', f'{__package__}.worker', phase.name, str(settings_file), str(rows_file),
-                   str(status_file), str(BUDGET_SHARE * limit)]
+        command = [sys.executable, '-m', f'{__package__}.worker', phase.name, str(settings_file),
+                   str(rows_file), str(status_file), str(BUDGET_SHARE * limit)]
         process = subprocess.Popen(command, env=env, start_new_session=True)
         try:
             code = process.wait(timeout=limit)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-            return ('timeout', f'killed at its {limit:.0f} s limit (raise it with --time-limit {phase.name}=SECONDS)',
-                    read_rows(rows_file))
+            message = f'killed at its {limit:.0f} s limit (raise it with --time-limit {phase.name}=SECONDS)'
+            return 'timeout', message, read_rows(rows_file)
         finally:
             if process.poll() is None:  # interrupted (Ctrl-C): do not leave the phase running
                 os.killpg(process.pid, signal.SIGKILL)
@@ -105,7 +107,8 @@ def _run_isolated(phase: Phase, settings: Settings, limit: float) -> tuple[str, 
         if status_file.is_file():
             result = json.loads(status_file.read_text())
             return result['status'], result['message'], rows
-        return 'failed', f'the phase process exited with status {code} before reporting (killed for memory?)', rows
+        message = f'the phase process exited with status {code} before reporting (killed for memory?)'
+        return 'failed', message, rows
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

@@ -17,7 +17,8 @@ SD15_UNET = dict(sample_size=64, in_channels=4, out_channels=4, layers_per_block
                  block_out_channels=(320, 640, 1280, 1280),
                  down_block_types=('CrossAttnDownBlock2D', 'CrossAttnDownBlock2D', 'CrossAttnDownBlock2D',
                                    'DownBlock2D'),
-                 up_block_types=('UpBlock2D', 'CrossAttnUpBlock2D', 'CrossAttnUpBlock2D', 'CrossAttnUpBlock2D'),
+                 up_block_types=('UpBlock2D', 'CrossAttnUpBlock2D', 'CrossAttnUpBlock2D',
+                                 'CrossAttnUpBlock2D'),
                  cross_attention_dim=768, attention_head_dim=8, norm_num_groups=32)
 #: SD-1.5's ``vae/config.json`` (84 M parameters).
 SD15_VAE = dict(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(128, 256, 512, 512),
@@ -25,19 +26,18 @@ SD15_VAE = dict(in_channels=3, out_channels=3, latent_channels=4, block_out_chan
                 layers_per_block=2, norm_num_groups=32, sample_size=512)
 #: SD-1.5's text encoder, OpenAI CLIP ViT-L/14's text tower (123 M parameters).
 SD15_TEXT = dict(vocab_size=49408, hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
-                 num_attention_heads=12, max_position_embeddings=77, hidden_act='quick_gelu', projection_dim=768,
-                 bos_token_id=49406, eos_token_id=49407, pad_token_id=49407)
+                 num_attention_heads=12, max_position_embeddings=77, hidden_act='quick_gelu',
+                 projection_dim=768, bos_token_id=49406, eos_token_id=49407, pad_token_id=49407)
 #: SD-1.5's scheduler betas; the recipe swaps in DPM-Solver++ with them (``from_config``).
-SD15_SCHEDULER = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule='scaled_linear',
-                      steps_offset=1, prediction_type='epsilon')
+SD15_SCHEDULER = dict(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
+                      beta_schedule='scaled_linear', steps_offset=1, prediction_type='epsilon')
 
 
 def save_clip_tokenizer(folder: str | Path):
     """Write OpenAI CLIP's BPE tokenizer (SD-1.5's and CLIPSeg's) to ``folder`` as ``vocab.json`` +
     ``merges.txt``, from the BPE table bundled with open_clip (no download), and load it."""
-    from open_clip.tokenizer import default_bpe
+    from open_clip.tokenizer import bytes_to_unicode, default_bpe
     from transformers import CLIPTokenizer
-    from transformers.models.clip.tokenization_clip import bytes_to_unicode
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -46,9 +46,10 @@ def save_clip_tokenizer(folder: str | Path):
     alphabet = list(bytes_to_unicode().values())
     vocab = alphabet + [c + '</w>' for c in alphabet] + [''.join(m.split()) for m in merges]
     vocab += ['<|startoftext|>', '<|endoftext|>']
-    (folder / 'vocab.json').write_text(json.dumps({token: i for i, token in enumerate(vocab)}), encoding='utf-8')
+    ids = {token: i for i, token in enumerate(vocab)}
+    (folder / 'vocab.json').write_text(json.dumps(ids), encoding='utf-8')
     (folder / 'merges.txt').write_text('\n'.join(['#version: 0.2', *merges]) + '\n', encoding='utf-8')
-    return CLIPTokenizer(str(folder / 'vocab.json'), str(folder / 'merges.txt'), model_max_length=77)
+    return CLIPTokenizer.from_pretrained(str(folder), model_max_length=77)
 
 
 def build_sd15_shaped_pipeline(tokenizer_dir: str | Path, device: str, dtype: torch.dtype,
@@ -64,8 +65,9 @@ def build_sd15_shaped_pipeline(tokenizer_dir: str | Path, device: str, dtype: to
         unet = UNet2DConditionModel(**SD15_UNET)
         vae = AutoencoderKL(**SD15_VAE)
         text_encoder = CLIPTextModel(CLIPTextConfig(**SD15_TEXT))
-    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=save_clip_tokenizer(tokenizer_dir),
-                                   unet=unet, scheduler=getattr(diffusers, scheduler)(**SD15_SCHEDULER),
+    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder,
+                                   tokenizer=save_clip_tokenizer(tokenizer_dir), unet=unet,
+                                   scheduler=getattr(diffusers, scheduler)(**SD15_SCHEDULER),
                                    safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     pipe = pipe.to(device=device, dtype=dtype)
     pipe.set_progress_bar_config(disable=True)
@@ -84,8 +86,8 @@ def save_clipseg_rd64_shaped(folder) -> None:
         text_config=dict(vocab_size=49408, hidden_size=512, intermediate_size=2048, num_attention_heads=8,
                          num_hidden_layers=12, max_position_embeddings=77, bos_token_id=49406,
                          eos_token_id=49407, pad_token_id=49407),
-        vision_config=dict(hidden_size=768, intermediate_size=3072, num_attention_heads=12, num_hidden_layers=12,
-                           image_size=352, patch_size=16),
+        vision_config=dict(hidden_size=768, intermediate_size=3072, num_attention_heads=12,
+                           num_hidden_layers=12, image_size=352, patch_size=16),
         projection_dim=512, reduce_dim=64, extract_layers=[3, 6, 9], decoder_num_attention_heads=4,
         decoder_intermediate_size=2048, conditional_layer=0, use_complex_transposed_convolution=True)
     model = CLIPSegForImageSegmentation(config)
@@ -125,6 +127,7 @@ class SalientSwinNet(nn.Module):
         x = self.smooth[-1](self.lateral[-1](feats[-1]))
         coarse = self.head(x)
         for lateral, smooth, feat in zip(self.lateral[-2::-1], self.smooth[-2::-1], feats[-2::-1]):
-            x = smooth(lateral(feat) + F.interpolate(x, size=feat.shape[-2:], mode='bilinear', align_corners=False))
+            up = F.interpolate(x, size=feat.shape[-2:], mode='bilinear', align_corners=False)
+            x = smooth(lateral(feat) + up)
         fine = F.interpolate(self.head(x), size=pixel_values.shape[-2:], mode='bilinear', align_corners=False)
         return [coarse, fine]

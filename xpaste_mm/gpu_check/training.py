@@ -121,7 +121,8 @@ def _train(ctx: PhaseContext, config: Path, swin: bool, amp: bool, batch: int) -
 
 
     batch_size = loader_cfg.batch_size
-    note = (f'{Path(config).name}{" (tiny model)" if ctx.smoke else ""}; batch {batch_size} at {_train_size(cfg)} px, '
+    model_name = f'{Path(config).name}{" (tiny model)" if ctx.smoke else ""}'
+    note = (f'{model_name}; batch {batch_size} at {_train_size(cfg)} px, '
             f'{workers} workers, {done} timed iters after {s.warmup_iters} warm-up; '
             f'{type(optim_wrapper).__name__}')
     ctx.emit('iterations/s', done / seconds, 'it/s', note)
@@ -131,7 +132,8 @@ def _train(ctx: PhaseContext, config: Path, swin: bool, amp: bool, batch: int) -
     if memory.kind.startswith('CUDA'):
         ctx.emit('peak memory reserved', memory.reserved_mib, 'MiB', 'CUDA max reserved')
     if amp:
-        ctx.emit('loss scale', float(optim_wrapper.loss_scaler.get_scale()), '', 'dynamic GradScaler at the end')
+        ctx.emit('loss scale', float(optim_wrapper.loss_scaler.get_scale()), '',
+                 'dynamic GradScaler at the end')
     finite = all(math.isfinite(v) for v in losses)
     ctx.emit('loss first/last', f'{losses[0]:.4g} / {losses[-1]:.4g}', '')
     ctx.emit('loss finite', 'yes' if finite else 'NO', '', f'{len(losses)} iterations')
@@ -179,7 +181,8 @@ def dataloader(ctx: PhaseContext) -> None:
         ctx.emit(f'images/s, {workers} workers', images / seconds, 'img/s',
                  f'{batches} batches of {loader_cfg.batch_size} at {_train_size(cfg)} px after the first; '
                  f'{pasted / max(images, 1):.1f} pasted instances/image')
-        ctx.emit(f'first batch, {workers} workers', first_s, 's', 'incl. starting the workers' if workers else '')
+        ctx.emit(f'first batch, {workers} workers', first_s, 's',
+                 'incl. starting the workers' if workers else '')
 
 
 def inference(ctx: PhaseContext) -> None:

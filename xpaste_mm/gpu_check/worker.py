@@ -1,4 +1,7 @@
-"""``python -m xpaste_mm.gpu_check.worker PHASE SETTINGS ROWS STATUS BUDGET``: one phase in its own process."""
+"""One phase in its own process.
+
+    python -m xpaste_mm.gpu_check.worker PHASE SETTINGS_JSON ROWS_JSONL STATUS_JSON BUDGET_S
+"""
 import sys
 
 from .runner import worker_main
