@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
 
 from .context import PhaseContext
-from .measure import PeakMemory, synchronize
+from .measure import Budget, PeakMemory, synchronize
 from .requirements import require_device, require_modules
 
 PROMPT = 'a photo of a single {}'
@@ -24,17 +25,19 @@ def _images(count: int, size: int, seed: int) -> list[np.ndarray]:
     return [rng.integers(0, 256, (size, size, 3), dtype=np.uint8) for _ in range(count)]
 
 
-def _timed_batches(ctx: PhaseContext, run, batches: int) -> tuple[int, float, PeakMemory]:
-    """Call ``run()`` (one batch) once to warm up, then up to ``batches`` times within the budget."""
+def _timed_batches(device: str, budget: Budget, run: Callable[[], object],
+                   batches: int) -> tuple[int, float, PeakMemory]:
+    """Call ``run()`` (one batch) once to warm up, then up to ``batches`` times within ``budget``;
+    returns the timed calls, their seconds and their peak memory."""
     run()
-    synchronize(ctx.device)
+    synchronize(device)
     done = 0
-    with PeakMemory(ctx.device) as memory:
+    with PeakMemory(device) as memory:
         started = time.perf_counter()
-        while done < batches and (done == 0 or not ctx.budget.spent()):
+        while done < batches and (done == 0 or not budget.spent()):
             run()
             done += 1
-        synchronize(ctx.device)
+        synchronize(device)
         seconds = time.perf_counter() - started
     return done, seconds, memory
 
@@ -81,7 +84,7 @@ def generate(ctx: PhaseContext) -> None:
             raise RuntimeError(f'generated image shape {images[0].shape}, expected '
                                f'{(options.height, options.width, 3)}')
 
-    done, seconds, memory = _timed_batches(ctx, run, s.sd_batches)
+    done, seconds, memory = _timed_batches(ctx.device, ctx.budget, run, s.sd_batches)
     images = done * options.batch_size
     dtype = str(pipe.unet.dtype).replace('torch.', '')
     ctx.emit('images/s', images / seconds, 'img/s',
@@ -102,24 +105,22 @@ def segment(ctx: PhaseContext) -> None:
     from pool_builder.generate import torch_dtype
     from pool_builder.segmenters import build_segmenter
 
-    from .shaped_models import SWIN_L, TINY_SWIN, SalientSwinNet
+    from .shaped_models import SALIENT_SWIN_L, SALIENT_SWIN_TINY, SalientSwinNet
 
     s = ctx.settings
     if ctx.smoke:
         from pool_builder import build_tiny_clipseg
 
         clipseg_dir = build_tiny_clipseg(ctx.models_dir() / 'tiny-clipseg', seed=s.seed)
-        backbone, input_size, size, width = TINY_SWIN, 64, 64, 16
+        backbone, input_size, size, width = SALIENT_SWIN_TINY, 64, 64, 16
     else:
         from .fixtures import build_once
         from .shaped_models import save_clipseg_rd64_shaped
 
         clipseg_dir = build_once(ctx.models_dir() / 'clipseg-rd64-shaped', save_clipseg_rd64_shaped)
-        backbone, input_size, size, width = SWIN_L, 1024, 512, 128
+        backbone, input_size, size, width = SALIENT_SWIN_L, 1024, 512, 128
     images = _images(s.segment_batch, size, s.seed)
     texts = [PROMPT.format(NAMES[i % len(NAMES)]) for i in range(len(images))]
-    from mmdet.utils import register_all_modules
-    register_all_modules(init_default_scope=False)
     torch.manual_seed(s.seed)
     net = SalientSwinNet(backbone, width).to(ctx.device, torch_dtype('auto', ctx.device)).eval()
     segmenters = (('clipseg', build_segmenter(dict(type='clipseg', model=str(clipseg_dir)), ctx.device),
@@ -128,10 +129,9 @@ def segment(ctx: PhaseContext) -> None:
                                                ctx.device),
                    f'Swin-{"L" if not ctx.smoke else "tiny"} at {input_size} px'))
     for position, (name, segmenter, shape) in enumerate(segmenters):
-        budget, ctx.budget = ctx.budget, ctx.budget.share(1.0 / (len(segmenters) - position))
-        done, seconds, memory = _timed_batches(ctx, lambda seg=segmenter: seg(images, texts),
+        budget = ctx.budget.share(1.0 / (len(segmenters) - position))
+        done, seconds, memory = _timed_batches(ctx.device, budget, lambda seg=segmenter: seg(images, texts),
                                                s.segment_batches)
-        ctx.budget = budget
         dtype = str(getattr(segmenter, 'dtype', '')).replace('torch.', '')
         ctx.emit(f'{name} images/s', done * len(images) / seconds, 'img/s',
                  f'{shape}, {dtype}, batch {len(images)} of {size}x{size}, random weights')
@@ -157,7 +157,8 @@ def score(ctx: PhaseContext) -> None:
     scorer = ClipScorer(model, pretrained=None, device=ctx.device)
     images = _images(s.score_batch, size, s.seed)
     text = PROMPT.format('mug')
-    done, seconds, memory = _timed_batches(ctx, lambda: scorer.score(images, text), s.score_batches)
+    done, seconds, memory = _timed_batches(ctx.device, ctx.budget, lambda: scorer.score(images, text),
+                                           s.score_batches)
     ctx.emit('images/s', done * len(images) / seconds, 'img/s',
              f'{"ViT-L-14" if not ctx.smoke else "tiny open_clip"} random weights, '
              f'{str(scorer.dtype).replace("torch.", "")}, batch {len(images)} of {size}x{size}')

@@ -100,22 +100,23 @@ def save_clipseg_rd64_shaped(folder) -> None:
 
 
 #: BiRefNet's default backbone (swin_v1_l): Swin-L, window 12, at BiRefNet's 1024 px input.
-SWIN_L = dict(type='SwinTransformer', pretrain_img_size=384, embed_dims=192, depths=(2, 2, 18, 2),
+SALIENT_SWIN_L = dict(pretrain_img_size=384, embed_dims=192, depths=(2, 2, 18, 2),
               num_heads=(6, 12, 24, 48), window_size=12, out_indices=(0, 1, 2, 3), init_cfg=None)
-TINY_SWIN = dict(type='SwinTransformer', pretrain_img_size=64, embed_dims=16, depths=(1, 1, 1, 1),
+SALIENT_SWIN_TINY = dict(pretrain_img_size=64, embed_dims=16, depths=(1, 1, 1, 1),
                  num_heads=(1, 2, 4, 8), window_size=4, mlp_ratio=2, out_indices=(0, 1, 2, 3), init_cfg=None)
 
 
 class SalientSwinNet(nn.Module):
-    """BiRefNet's interface and backbone cost: a Swin backbone, a top-down decoder over its four
-    stages (``width`` channels) and a 1-channel head; ``forward`` returns ``[coarse, fine]`` logits,
-    the last at input resolution, like BiRefNet."""
+    """BiRefNet's interface and backbone cost: mmdet's ``SwinTransformer(**backbone)``, a top-down
+    decoder over its four stages (``width`` channels) and a 1-channel head; ``forward`` takes an
+    ImageNet-normalised (B, 3, H, W) batch and returns ``[coarse, fine]`` logits, the last at input
+    resolution, like BiRefNet."""
 
     def __init__(self, backbone: dict, width: int = 128) -> None:
         super().__init__()
-        from mmdet.registry import MODELS
+        from mmdet.models.backbones import SwinTransformer
 
-        self.backbone = MODELS.build(backbone)
+        self.backbone = SwinTransformer(**backbone)
         channels = [backbone['embed_dims'] * 2**i for i in range(4)]
         self.lateral = nn.ModuleList(nn.Conv2d(c, width, 1) for c in channels)
         self.smooth = nn.ModuleList(nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.ReLU())

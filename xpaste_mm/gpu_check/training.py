@@ -77,13 +77,11 @@ def _train(ctx: PhaseContext, config: Path, swin: bool, amp: bool, batch: int) -
     workers = s.train_workers if s.train_workers >= 0 else ctx.cpu_workers(cfg.train_dataloader.num_workers)
     loader_cfg = set_loader_workers(cfg.train_dataloader, workers, batch or None)
     model = _build_model(cfg, ctx.device, s.seed)
-    optim_cfg = copy.deepcopy(cfg.optim_wrapper)
+    optim_cfg = copy.deepcopy(cfg.optim_wrapper)  # the configs' AmpOptimWrapper, or its fp32 twin
+    optim_cfg.type = 'AmpOptimWrapper' if amp else 'OptimWrapper'
     if not amp:
-        optim_cfg.type = 'OptimWrapper'
         for key in ('loss_scale', 'dtype'):
             optim_cfg.pop(key, None)
-    elif optim_cfg.type != 'AmpOptimWrapper':
-        optim_cfg.type = 'AmpOptimWrapper'
     optim_wrapper = build_optim_wrapper(model, optim_cfg)
     ema_cfg = next(copy.deepcopy(h) for h in cfg.custom_hooks if h['type'] == 'EMAHook')
     ema_cfg.pop('priority', None)
@@ -118,7 +116,6 @@ def _train(ctx: PhaseContext, config: Path, swin: bool, amp: bool, batch: int) -
             done += 1
         synchronize(ctx.device)
         seconds = time.perf_counter() - started
-
 
     batch_size = loader_cfg.batch_size
     model_name = f'{Path(config).name}{" (tiny model)" if ctx.smoke else ""}'
