@@ -128,10 +128,10 @@ def test_sd15_shaped_components_have_sd15_sizes():
     from diffusers import AutoencoderKL, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from xpaste_mm.gpu_check.shaped_models import SD15_TEXT, SD15_UNET, SD15_VAE
+    from xpaste_mm.gpu_check.shaped_models import SD15
     with torch.device('meta'):  # shapes only, no memory
-        parts = (UNet2DConditionModel(**SD15_UNET), AutoencoderKL(**SD15_VAE),
-                 CLIPTextModel(CLIPTextConfig(**SD15_TEXT)))
+        parts = (UNet2DConditionModel(**SD15['unet']), AutoencoderKL(**SD15['vae']),
+                 CLIPTextModel(CLIPTextConfig(**SD15['text'])))
     millions = [round(sum(p.numel() for p in part.parameters()) / 1e6, 2) for part in parts]
     assert millions == [859.52, 83.65, 123.06]  # SD-1.5's unet, vae, text_encoder
 

@@ -90,7 +90,7 @@ def build_once(folder: str | os.PathLike, fill: Callable[[Path], None]) -> Path:
 
 def _generate(folder: Path, spec: DataSpec, seed: int) -> None:
     from ..datasets import compute_category_stats, make_synthetic_lvis, save_category_stats
-    from ..datasets.instance_pool import make_synthetic_pool
+    from ..testing import make_synthetic_pool
 
     data = make_synthetic_lvis(folder / 'lvis', num_train=spec.num_train, num_val=spec.num_val,
                                num_categories=spec.num_categories, image_size=spec.image_size,

@@ -1,7 +1,7 @@
 """Pool-building phases: Stable Diffusion generation, segmentation (CLIPSeg, BiRefNet) and CLIP
-scoring, through pool_builder's own calls (``run_text_to_image``, the segmenter registry,
-``ClipScorer``). Full mode builds models with the real shapes and random weights; smoke mode uses
-pool_builder's tiny models, loaded from their folders like real ones."""
+scoring through pool_builder's own calls (``load_text_to_image_pipeline`` + ``run_text_to_image``, the
+segmenter registry, ``ClipScorer``). Models have the real shapes and random weights (tiny shapes in
+smoke mode), built once into ``<work dir>/models`` and loaded from there like downloaded ones."""
 from __future__ import annotations
 
 import dataclasses
@@ -12,11 +12,17 @@ import numpy as np
 import torch
 
 from .context import PhaseContext
+from .fixtures import build_once
 from .measure import Budget, PeakMemory, synchronize
 from .requirements import require_device, require_modules
 
 PROMPT = 'a photo of a single {}'
 NAMES = ('teddy_bear', 'traffic_light', 'mug', 'aerosol_can')
+
+
+def _auto_dtype(device: str) -> torch.dtype:
+    """The pool builder's ``dtype='auto'``: float16 on CUDA, float32 elsewhere."""
+    return torch.float16 if torch.device(device).type == 'cuda' else torch.float32
 
 
 def _images(count: int, size: int, seed: int) -> list[np.ndarray]:
@@ -43,36 +49,23 @@ def _timed_batches(device: str, budget: Budget, run: Callable[[], object],
 
 
 def generate(ctx: PhaseContext) -> None:
-    """Images/s of text-to-image generation with the recipe's settings (DPM-Solver++, guidance 7.5,
-    512x512, fp16 on CUDA, batch 4; ``--sd-steps`` defaults to the recipe's 50)."""
+    """Images/s of text-to-image generation with the recipe's settings (SD-1.5's scheduler config
+    swapped to DPM-Solver++, guidance 7.5, 512x512, fp16 on CUDA, batch 4; ``--sd-steps`` defaults to
+    the recipe's 50)."""
     require_device(ctx.device)
-    require_modules('diffusers', 'transformers')
-    from pool_builder.generate import (
-        GenerateOptions,
-        image_seed,
-        load_text_to_image_pipeline,
-        run_text_to_image,
-    )
+    require_modules('diffusers', 'transformers', 'open_clip')
+    from pool_builder import GenerateOptions, image_seed, load_text_to_image_pipeline
+    from pool_builder.generate import run_text_to_image
+
+    from .shaped_models import SD15, TINY_SD, save_sd_shaped_pipeline
 
     s = ctx.settings
-    if ctx.smoke:
-        from pool_builder import build_tiny_stable_diffusion
-
-        folder = build_tiny_stable_diffusion(ctx.models_dir() / 'tiny-sd', seed=s.seed)
-        options = GenerateOptions(model=str(folder), num_inference_steps=s.sd_steps, height=64, width=64,
-                                  batch_size=s.sd_batch, safety_checker=False)
-        pipe = load_text_to_image_pipeline(options.model, ctx.device, options.dtype, options.scheduler,
-                                           safety_checker=False)
-        shape = 'tiny SD (pool_builder test model)'
-    else:
-        from pool_builder.generate import torch_dtype
-
-        from .shaped_models import build_sd15_shaped_pipeline
-
-        options = GenerateOptions(num_inference_steps=s.sd_steps, batch_size=s.sd_batch)
-        pipe = build_sd15_shaped_pipeline(ctx.models_dir() / 'clip-bpe', ctx.device,
-                                          torch_dtype(options.dtype, ctx.device), options.scheduler)
-        shape = 'SD-1.5-shaped, random weights'
+    shape, name, size = (TINY_SD, 'sd-tiny', 64) if ctx.smoke else (SD15, 'sd15-shaped', 512)
+    folder = build_once(ctx.models_dir() / name, lambda f: save_sd_shaped_pipeline(f, shape))
+    options = GenerateOptions(model=str(folder), num_inference_steps=s.sd_steps, height=size, width=size,
+                              batch_size=s.sd_batch, safety_checker=False)
+    pipe = load_text_to_image_pipeline(options.model, ctx.device, options.dtype, options.scheduler,
+                                       options.safety_checker)
     prompts = [PROMPT.format(NAMES[i % len(NAMES)]) for i in range(options.batch_size)]
     seeds = [image_seed(s.seed, 1, i) for i in range(options.batch_size)]
     warm = dataclasses.replace(options, num_inference_steps=min(2, options.num_inference_steps))
@@ -80,17 +73,16 @@ def generate(ctx: PhaseContext) -> None:
 
     def run() -> None:
         images = run_text_to_image(pipe, prompts, seeds, next(calls, options))
-        if images[0].shape != (options.height, options.width, 3):
-            raise RuntimeError(f'generated image shape {images[0].shape}, expected '
-                               f'{(options.height, options.width, 3)}')
+        if images[0].shape != (size, size, 3):
+            raise RuntimeError(f'generated image shape {images[0].shape}, expected {(size, size, 3)}')
 
     done, seconds, memory = _timed_batches(ctx.device, ctx.budget, run, s.sd_batches)
     images = done * options.batch_size
     dtype = str(pipe.unet.dtype).replace('torch.', '')
     ctx.emit('images/s', images / seconds, 'img/s',
-             f'{shape}; {type(pipe.scheduler).__name__} {options.num_inference_steps} steps, guidance '
-             f'{options.guidance_scale}, {options.width}x{options.height}, batch {options.batch_size}, '
-             f'{dtype}')
+             f'{"tiny SD" if ctx.smoke else "SD-1.5-shaped"}, random weights; '
+             f'{type(pipe.scheduler).__name__} {options.num_inference_steps} steps, guidance '
+             f'{options.guidance_scale}, {size}x{size}, batch {options.batch_size}, {dtype}')
     ctx.emit('s/image', seconds / images, 's', f'{images} images')
     ctx.emit('UNet steps/s', done * options.num_inference_steps / seconds, 'steps/s',
              f'batch {options.batch_size} x2 (classifier-free guidance)')
@@ -101,33 +93,36 @@ def segment(ctx: PhaseContext) -> None:
     """Images/s of the ``clipseg`` (rd64-refined-shaped, fp32 as the segmenter's default) and
     ``birefnet`` (Swin-L at 1024 px, fp16 on CUDA) segmenters on 512x512 images."""
     require_device(ctx.device)
-    require_modules('transformers')
-    from pool_builder.generate import torch_dtype
-    from pool_builder.segmenters import build_segmenter
+    require_modules('transformers', 'open_clip')
+    from pool_builder import build_segmenter
 
-    from .shaped_models import SALIENT_SWIN_L, SALIENT_SWIN_TINY, SalientSwinNet
+    from .shaped_models import (
+        CLIPSEG_RD64,
+        SALIENT_SWIN_L,
+        SALIENT_SWIN_TINY,
+        TINY_CLIPSEG,
+        SalientSwinNet,
+        save_clipseg_shaped,
+    )
 
     s = ctx.settings
     if ctx.smoke:
-        from pool_builder import build_tiny_clipseg
-
-        clipseg_dir = build_tiny_clipseg(ctx.models_dir() / 'tiny-clipseg', seed=s.seed)
+        clipseg, clipseg_name = TINY_CLIPSEG, 'clipseg-tiny'
         backbone, input_size, size, width = SALIENT_SWIN_TINY, 64, 64, 16
     else:
-        from .fixtures import build_once
-        from .shaped_models import save_clipseg_rd64_shaped
-
-        clipseg_dir = build_once(ctx.models_dir() / 'clipseg-rd64-shaped', save_clipseg_rd64_shaped)
+        clipseg, clipseg_name = CLIPSEG_RD64, 'clipseg-rd64-shaped'
         backbone, input_size, size, width = SALIENT_SWIN_L, 1024, 512, 128
+    clipseg_dir = build_once(ctx.models_dir() / clipseg_name, lambda f: save_clipseg_shaped(f, clipseg))
     images = _images(s.segment_batch, size, s.seed)
     texts = [PROMPT.format(NAMES[i % len(NAMES)]) for i in range(len(images))]
     torch.manual_seed(s.seed)
-    net = SalientSwinNet(backbone, width).to(ctx.device, torch_dtype('auto', ctx.device)).eval()
+    net = SalientSwinNet(backbone, width).to(ctx.device, _auto_dtype(ctx.device)).eval()
+    swin = 'tiny' if ctx.smoke else 'L'
     segmenters = (('clipseg', build_segmenter(dict(type='clipseg', model=str(clipseg_dir)), ctx.device),
-                   'rd64-refined-shaped' if not ctx.smoke else 'tiny'),
+                   clipseg_name),
                   ('birefnet', build_segmenter(dict(type='birefnet', module=net, input_size=input_size),
                                                ctx.device),
-                   f'Swin-{"L" if not ctx.smoke else "tiny"} at {input_size} px'))
+                   f'Swin-{swin} at {input_size} px'))
     for position, (name, segmenter, shape) in enumerate(segmenters):
         budget = ctx.budget.share(1.0 / (len(segmenters) - position))
         done, seconds, memory = _timed_batches(ctx.device, budget, lambda seg=segmenter: seg(images, texts),
@@ -144,13 +139,14 @@ def score(ctx: PhaseContext) -> None:
     512x512 composites, batch 32 as the recipe."""
     require_device(ctx.device)
     require_modules('open_clip')
-    from pool_builder.scoring import ClipScorer
+    from pool_builder import ClipScorer
+
+    from .shaped_models import TINY_OPEN_CLIP, register_open_clip_config
 
     s = ctx.settings
     if ctx.smoke:
-        from pool_builder import build_tiny_open_clip
-
-        model, size = str(build_tiny_open_clip(ctx.models_dir() / 'tiny-open-clip', seed=s.seed)), 64
+        model = register_open_clip_config(ctx.models_dir(), 'xpaste-tiny-clip', TINY_OPEN_CLIP)
+        size = 64
     else:
         model, size = 'ViT-L-14', 512
     torch.manual_seed(s.seed)
@@ -160,6 +156,6 @@ def score(ctx: PhaseContext) -> None:
     done, seconds, memory = _timed_batches(ctx.device, ctx.budget, lambda: scorer.score(images, text),
                                            s.score_batches)
     ctx.emit('images/s', done * len(images) / seconds, 'img/s',
-             f'{"ViT-L-14" if not ctx.smoke else "tiny open_clip"} random weights, '
-             f'{str(scorer.dtype).replace("torch.", "")}, batch {len(images)} of {size}x{size}')
+             f'{model} random weights, {str(scorer.dtype).replace("torch.", "")}, batch {len(images)} of '
+             f'{size}x{size}')
     ctx.emit('peak memory', memory.allocated_mib, 'MiB', memory.kind)
