@@ -116,8 +116,10 @@ def main(argv: list[str] | None = None) -> int:
     if not ok:
         mmcv_itself = (isinstance(error, ImportError) and not (
             isinstance(error, ModuleNotFoundError) and error.name and not error.name.startswith('mmcv')))
-        version_wrong = isinstance(error, RuntimeError) and re.match(r'mmcv \S+ is installed', str(error))
-        return EXIT_MMCV_BROKEN if (mmcv_itself or version_wrong) else EXIT_FAILED
+        # A wrong version or a CPU-only build on a GPU host: (re)installing mmcv fixes both.
+        reinstall = isinstance(error, RuntimeError) and re.match(r'mmcv (\S+ is installed|was built without)',
+                                                                 str(error))
+        return EXIT_MMCV_BROKEN if (mmcv_itself or reinstall) else EXIT_FAILED
     if args.mmcv_only:
         return EXIT_OK
     ok, result = run_check('stack', check_stack, args.wheel_dir)
