@@ -18,7 +18,7 @@ from mmengine.config import Config
 from mmengine.dataset import Compose
 
 from xpaste_mm.datasets import compute_category_stats, save_category_stats
-from xpaste_mm.datasets.instance_pool import make_synthetic_pool
+from xpaste_mm.testing import make_synthetic_pool
 from xpaste_mm.utils.xpaste_config import add_copy_paste, add_xpaste
 
 register_all_modules(init_default_scope=True)
