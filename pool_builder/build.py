@@ -18,6 +18,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from xpaste_mm.datasets.crop_store import write_crop_levels
 from xpaste_mm.datasets.pool_index import PoolIndex
 from xpaste_mm.utils.io import atomic_write_json
 
@@ -123,6 +124,7 @@ def build_pool(work: WorkDir, vocabulary: Vocabulary, rule: FilterRule = FilterR
     index = PoolIndex.from_records(pool_records, root=work.pool_dir, info=dict(
         rule=asdict(rule), segmenters=order, vocabulary=vocabulary.source))
     index.save(work.pool_index)
+    write_crop_levels(work.pool_index, workers=workers)  # fast pasting (xpaste_mm.datasets.crop_store)
     _remove_stale_crops(work, {str(Path(r['path'])) for r in pool_records})
     atomic_write_json(work.build_summary, dict(rule=asdict(rule), segmenters=order, kept=summary.kept,
                                                candidates=summary.candidates,

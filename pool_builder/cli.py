@@ -23,6 +23,15 @@ def _ids(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f'expected comma-separated category ids, got {text!r}') from exc
 
 
+def _check_count(text: str) -> int | str:
+    if text == 'all':
+        return text
+    try:
+        return int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f'expected a number of files or "all", got {text!r}') from exc
+
+
 def _common_parsers() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     """(options of every work-dir command, extra options of the sharded model stages)."""
     work = argparse.ArgumentParser(add_help=False)
@@ -111,9 +120,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--vocab', help='category file giving the label order (default: LVIS ids - 1)')
 
     p = sub.add_parser('import-xpaste', help='X-Paste pool JSON -> pool index')
-    p.add_argument('--json', required=True)
-    p.add_argument('--out', required=True, help='pool_index.npz to write')
+    p.add_argument('--json', required=True, help='relative entries are relative to its folder')
+    p.add_argument('--out', required=True, help='pool_index.npz to write (relative crop paths are '
+                                                'rewritten relative to its folder)')
     p.add_argument('--vocab', help='category file giving the label order (default: LVIS ids - 1)')
+    p.add_argument('--check', type=_check_count, default=256, metavar='N|all',
+                   help='crop files tested for existence (evenly spread; default 256); refuses when none '
+                        'exists')
+    p.add_argument('--crop-levels', action='store_true',
+                   help='also write the crop levels next to the index (fast pasting; decodes every crop)')
 
     p = sub.add_parser('run', help='all configured stages from one config file')
     p.add_argument('config')
@@ -225,8 +240,13 @@ def _index_tools(args: argparse.Namespace) -> int:
     elif args.stage == 'export-xpaste':
         print(f'wrote {PoolIndex.load(args.index).to_xpaste_json(args.out, category_ids=ids)}')
     else:
-        index = PoolIndex.from_xpaste_json(args.json, category_ids=ids)
-        print(f'wrote {index.save(args.out)} ({len(index)} instances)')
+        from xpaste_mm.datasets.crop_store import write_crop_levels
+        from xpaste_mm.datasets.pool_index import import_checked_xpaste_json
+
+        out, message = import_checked_xpaste_json(args.json, args.out, ids, args.check)
+        print(message)
+        if args.crop_levels:
+            print(f'wrote {write_crop_levels(out)}')
     return EXIT_OK
 
 

@@ -8,7 +8,8 @@ Differences from mmdet's ``CascadeRoIHead`` (each changes results):
   gradient scaled by ``1 / num_stages``;
 - one class-agnostic mask head, trained on the stage-0 foreground RoIs and run on the final boxes;
 - test: the stages' *sigmoid probabilities* are averaged and (``mult_proposal_score``) multiplied by the
-  proposal score and square-rooted, then thresholded, class-wise NMS and top-k;
+  proposal score and square-rooted, then thresholded, class-wise NMS and top-k (:mod:`.postprocess`:
+  NMS over the top candidates only; on CPU masks are pasted inside their boxes only);
 - optional exclusion of RoIs matched to pasted instances (``gt_instances.is_pasted``) from the box and
   mask losses (X-Paste's ``USE_XPASTE_BOX_LOSS/MASK_LOSS = False`` ablations).
 
@@ -16,6 +17,7 @@ Boxes are x1y1x2y2 pixels of the network input (the resized image) unless ``resc
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 from mmdet.models.layers import multiclass_nms
 from mmdet.models.roi_heads import CascadeRoIHead
@@ -27,6 +29,8 @@ from mmdet.structures.bbox import bbox2roi, get_box_tensor
 from mmdet.utils import ConfigType, InstanceList, MultiConfig
 from mmengine.structures import InstanceData
 from torch import Tensor
+
+from .postprocess import class_wise_nms, paste_masks
 
 
 class _ScaleGradient(torch.autograd.Function):
@@ -223,8 +227,7 @@ class CenterNet2RoIHead(CascadeRoIHead):
             in_img = img_inds == img
             img_boxes, img_scores = boxes[in_img], scores[in_img]
             finite = torch.isfinite(img_boxes).all(dim=1) & torch.isfinite(img_scores).all(dim=1)
-            dets, labels = multiclass_nms(img_boxes[finite], img_scores[finite], rcnn_test_cfg.score_thr,
-                                          rcnn_test_cfg.nms, rcnn_test_cfg.max_per_img)
+            dets, labels = self._nms(img_boxes[finite], img_scores[finite], rcnn_test_cfg)
             non_empty = (dets[:, 2] > dets[:, 0]) & (dets[:, 3] > dets[:, 1])
             dets, labels = dets[non_empty], labels[non_empty]
             det_boxes = dets[:, :4]
@@ -233,9 +236,19 @@ class CenterNet2RoIHead(CascadeRoIHead):
             results_list.append(InstanceData(bboxes=det_boxes, scores=dets[:, 4], labels=labels))
         return results_list
 
+    @staticmethod
+    def _nms(boxes: Tensor, scores: Tensor, cfg: ConfigType) -> tuple[Tensor, Tensor]:
+        """Class-wise NMS + top-k: :func:`class_wise_nms` for plain ``nms`` configs, mmdet's
+        ``multiclass_nms`` otherwise (soft-NMS, ``class_agnostic``, ...)."""
+        nms_cfg = dict(cfg.nms)
+        if nms_cfg.pop('type', 'nms') == 'nms' and set(nms_cfg) == {'iou_threshold'}:
+            return class_wise_nms(boxes, scores, cfg.score_thr, nms_cfg['iou_threshold'], cfg.max_per_img)
+        return multiclass_nms(boxes, scores, cfg.score_thr, cfg.nms, cfg.max_per_img)
+
     def predict_mask(self, x: tuple[Tensor, ...], batch_img_metas: list[dict], results_list: InstanceList,
                      rescale: bool = False) -> InstanceList:
-        """Masks of the final boxes from the single mask head, pasted into the image (bool (k, H, W))."""
+        """Masks of the final boxes from the single mask head, pasted into the image (bool (k, H, W)):
+        the original image with ``rescale`` (boxes divided by ``scale_factor``), else the resized one."""
         mask_rois = bbox2roi([res.bboxes for res in results_list])
         if mask_rois.shape[0] == 0:
             return empty_instances(batch_img_metas, mask_rois.device, task_type='mask',
@@ -243,9 +256,30 @@ class CenterNet2RoIHead(CascadeRoIHead):
                                    mask_thr_binary=self.test_cfg.mask_thr_binary)
         mask_preds = self._mask_forward(x, mask_rois).float()
         mask_preds = mask_preds.split([len(res) for res in results_list], 0)
-        return self.mask_head.predict_by_feat(mask_preds=mask_preds, results_list=results_list,
-                                              batch_img_metas=batch_img_metas, rcnn_test_cfg=self.test_cfg,
-                                              rescale=rescale)
+        if mask_rois.device.type != 'cpu':  # mmdet's chunked whole-image pasting suits GPUs
+            return self.mask_head.predict_by_feat(mask_preds=mask_preds, results_list=results_list,
+                                                  batch_img_metas=batch_img_metas,
+                                                  rcnn_test_cfg=self.test_cfg, rescale=rescale)
+        threshold = self.test_cfg.mask_thr_binary
+        for img, (preds, img_meta) in enumerate(zip(mask_preds, batch_img_metas)):
+            results = results_list[img]
+            if len(results) == 0:
+                results_list[img] = empty_instances([img_meta], mask_rois.device, task_type='mask',
+                                                    instance_results=[results],
+                                                    mask_thr_binary=threshold)[0]
+                continue
+            probs = preds.sigmoid()
+            probs = probs[:, 0] if self.mask_head.class_agnostic else probs[torch.arange(len(probs)),
+                                                                            results.labels]
+            scale = results.bboxes.new_tensor(img_meta['scale_factor']).repeat(2)
+            img_h, img_w = img_meta['ori_shape'][:2]
+            if rescale:
+                results.bboxes = results.bboxes / scale
+            else:  # the resized image's size, rounded as mmdet's FCNMaskHead does
+                img_h = int(np.round(img_h * scale[1].item()))
+                img_w = int(np.round(img_w * scale[0].item()))
+            results.masks = paste_masks(probs, results.bboxes, img_h, img_w, threshold)
+        return results_list
 
     def forward(self, x: tuple[Tensor, ...], rpn_results_list: InstanceList,
                 batch_data_samples: SampleList) -> tuple:
