@@ -88,3 +88,27 @@ def test_paste_masks_equals_mmdet_fcn_mask_head(threshold):
     outside = paste_masks(logits[:1, 0].sigmoid(), torch.tensor([[-30., -30., -10., -5.]]), height, width,
                           threshold)
     assert not outside.any()  # (mmdet's pasting raises on such a box)
+
+
+def test_roi_align_runs_through_torchvision_in_eval_mode_with_identical_values(repo_root):
+    from mmdet.registry import MODELS
+    from mmengine.config import Config
+
+    import xpaste_mm  # noqa: F401  (registers the RoI head)
+    cfg = Config.fromfile(str(repo_root / 'configs/_base_/models/centernet2_r50_fpn.py')).model.roi_head
+    cfg.mask_roi_extractor.out_channels = cfg.bbox_roi_extractor.out_channels = 8
+    cfg.mask_head.update(num_convs=1, in_channels=8, conv_out_channels=8, num_classes=3)
+    for bbox_head in cfg.bbox_head:
+        bbox_head.update(in_channels=8, fc_out_channels=16, num_classes=3)
+        bbox_head.loss_cls.update(num_classes=3, use_fed_loss=False, stats_file=None)
+    head = MODELS.build(cfg)
+    layers = [*head.bbox_roi_extractor[0].roi_layers, *head.mask_roi_extractor.roi_layers]
+    gen = torch.Generator().manual_seed(0)
+    feats = tuple(torch.randn(1, 8, 64 // s, 96 // s, generator=gen) for s in (8, 16, 32))
+    xy = torch.rand(30, 2, generator=gen) * 80
+    rois = torch.cat([torch.zeros(30, 1), xy, xy + torch.rand(30, 2, generator=gen) * 60 + 1], dim=1)
+    train_out = head.train().mask_roi_extractor(feats, rois)
+    assert not any(layer.use_torchvision for layer in layers)
+    eval_out = head.eval().mask_roi_extractor(feats, rois)
+    assert all(layer.use_torchvision for layer in layers)
+    torch.testing.assert_close(eval_out, train_out, rtol=0, atol=1e-6)

@@ -111,8 +111,10 @@ def paste_masks(mask_probs: Tensor, boxes: Tensor, img_h: int, img_w: int, thres
             continue
         img_x = _grid_coords(x0, x1, origins[i][0], sizes[i][0], probs.device)
         img_y = _grid_coords(y0, y1, origins[i][1], sizes[i][1], probs.device)
-        grid = torch.stack([img_x[None, :].expand(y1 - y0, -1), img_y[:, None].expand(-1, x1 - x0)], dim=2)
-        pasted = F.grid_sample(probs[i:i + 1], grid[None], align_corners=False)[0, 0]
+        grid = torch.empty(1, y1 - y0, x1 - x0, 2, device=probs.device)
+        grid[0, :, :, 0] = img_x
+        grid[0, :, :, 1] = img_y[:, None]
+        pasted = F.grid_sample(probs[i:i + 1], grid, align_corners=False)[0, 0]
         out[i, y0:y1, x0:x1] = pasted >= threshold if threshold >= 0 else (pasted * 255).to(torch.uint8)
     return out
 
