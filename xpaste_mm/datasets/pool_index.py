@@ -229,6 +229,7 @@ class PoolIndex:
             list_of = np.repeat(np.arange(len(keys)), list_counts)
             bad = keys[list_of[np.flatnonzero(starts >= ends)[0]]]
             raise PoolFormatError(f'X-Paste pool {json_path}: an entry under {bad!r} is an empty path')
+        starts = _strip_prefix(data, starts, ends, json_path.parent.as_posix().rstrip('/') + '/')
         list_cats = [cls._xpaste_category(json_path, key, category_ids) for key in keys]
         order = np.argsort(np.asarray(list_cats, dtype=np.int64), kind='stable')
         if (order == np.arange(len(order))).all():  # lists already in category order (the usual case)
@@ -447,6 +448,26 @@ def _parse_pool_json(json_path: Path) -> tuple[np.ndarray, tuple]:
     data = np.frombuffer(b''.join(encoded), dtype=np.uint8)
     return data, (list(pool), np.array([len(v) for v in pool.values()], dtype=np.int64), ends - lengths,
                   ends)
+
+
+def _strip_prefix(data: np.ndarray, starts: np.ndarray, ends: np.ndarray, prefix: str) -> np.ndarray:
+    """Starts moved past ``prefix`` for the entries beginning with it (absolute paths under the JSON's
+    folder become relative to it, as :meth:`PoolIndex.from_records` stores them)."""
+    needle = prefix.encode('utf-8')
+    size = len(needle)
+    step = 1 << 24
+    if not any(data[first:first + step + size].tobytes().find(needle) >= 0
+               for first in range(0, len(data), step)):
+        return starts
+    pattern = np.frombuffer(needle, dtype=np.uint8)
+    starts = starts.copy()
+    first_bytes = data[np.minimum(starts, len(data) - 1)]
+    candidates = np.flatnonzero((ends - starts > size) & (first_bytes == pattern[0]))
+    for first in range(0, len(candidates), _CHUNK):
+        rows = candidates[first:first + _CHUNK]
+        match = (data[starts[rows, None] + np.arange(size)] == pattern).all(axis=1)
+        starts[rows[match]] += size
+    return starts
 
 
 def _find_all(data: np.ndarray, value: int) -> np.ndarray:
