@@ -94,5 +94,5 @@ def test_json_pool_advises_converting_once(tmp_path, monkeypatch):
     for _ in range(2):
         pool = InstancePool.from_file(json_path, category_ids=range(1, 6), check_files=0)
     advice = [m for m in messages if 'import-xpaste' in m]
-    assert len(advice) == 1 and '~100x faster start-up' in advice[0]
+    assert len(advice) == 1 and '~50-100x faster' in advice[0]
     np.testing.assert_array_equal(pool.category_ids, [1, 5])

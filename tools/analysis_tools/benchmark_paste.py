@@ -245,9 +245,9 @@ def benchmark_codecs(index_path: Path, count: int = 300, seed: int = 0) -> None:
             out.append(crop if same else cv2.resize(crop, (w, h), interpolation=cv2.INTER_AREA))
         return out
 
-    def pick(levels, w, h):
+    def pick(levels, crop, w, h):
         for level in levels:
-            if level.shape[1] >= w and level.shape[0] >= h:
+            if (level.shape[1] >= w and level.shape[0] >= h) or level.shape == crop.shape:
                 return level
         return None
 
@@ -280,8 +280,8 @@ def benchmark_codecs(index_path: Path, count: int = 300, seed: int = 0) -> None:
     pyramids = [encode_levels(c) for c in crops]
     start = time.perf_counter()
     fallback = 0
-    for pyramid, blob, size in zip(pyramids, files, targets):
-        level = pick(pyramid, *size)
+    for pyramid, blob, crop, size in zip(pyramids, files, crops, targets):
+        level = pick(pyramid, crop, *size)
         if level is None:
             fallback += 1
             level = png_decode(blob, None)

@@ -342,7 +342,8 @@ def _advise_npz_once(path: Path, seconds: float, num: int) -> None:
     print_log(f'instance pool {path}: X-Paste JSON pool read in {seconds:.2f} s ({num} instances) in this '
               'process. Convert it once with `xpaste-pool import-xpaste --json '
               f'{path} --out <pool>/pool_index.npz` and use the .npz as pool_file: it is memory-mapped '
-              '(~100x faster start-up, shared by dataloader workers) and can carry crop levels '
+              '(start-up in milliseconds, ~50-100x faster; shared by dataloader workers) and can carry '
+              'crop levels '
               '(`python -m xpaste_mm.datasets.crop_store <pool>/pool_index.npz`) for much faster '
               'pasting', logger='current', level=logging.INFO)
 
