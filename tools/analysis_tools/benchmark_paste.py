@@ -56,6 +56,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--index-size', type=int, default=1_400_000)
     parser.add_argument('--workers', type=int, default=4)
     parser.add_argument('--skip-index', action='store_true', help='only run the paste benchmark')
+    parser.add_argument('--levels', type=int, nargs='+', default=None,
+                        help='crop level sides written for the pool (default: crop_store.DEFAULT_LEVELS)')
     parser.add_argument('--codecs', action='store_true', help='also compare crop layouts / codecs')
     parser.add_argument('--json-size', type=int, default=0,
                         help='also time loading an X-Paste pool JSON of this many entries (0: skip)')
@@ -72,12 +74,14 @@ def synthetic_stats(path: Path, seed: int = 0) -> Path:
     return path
 
 
-def ensure_pool(pool_dir: Path, num_crops: int, crop_size: tuple[int, int]) -> Path:
-    from xpaste_mm.datasets.crop_store import write_crop_levels
+def ensure_pool(pool_dir: Path, num_crops: int, crop_size: tuple[int, int],
+                levels: list[int] | None = None) -> Path:
+    from xpaste_mm.datasets.crop_store import DEFAULT_LEVELS, write_crop_levels
     from xpaste_mm.datasets.instance_pool import make_synthetic_pool
     index = pool_dir / 'pool_index.npz'
     marker = pool_dir / 'benchmark.json'
-    wanted = dict(num_crops=num_crops, crop_size=list(crop_size), levels=True)
+    levels = list(levels or DEFAULT_LEVELS)
+    wanted = dict(num_crops=num_crops, crop_size=list(crop_size), levels=levels)
     if index.is_file() and marker.is_file() and json.loads(marker.read_text()) == wanted:
         return index
     counts = np.full(NUM_LVIS_CATEGORIES, num_crops // NUM_LVIS_CATEGORIES)
@@ -85,7 +89,7 @@ def ensure_pool(pool_dir: Path, num_crops: int, crop_size: tuple[int, int]) -> P
     print(f'writing {num_crops} synthetic RGBA crops and their levels to {pool_dir} ...', flush=True)
     make_synthetic_pool(pool_dir, list(range(1, NUM_LVIS_CATEGORIES + 1)), counts.tolist(),
                         size_range=tuple(crop_size), seed=0)
-    write_crop_levels(index)
+    write_crop_levels(index, levels)
     marker.write_text(json.dumps(wanted))
     return index
 
@@ -454,7 +458,7 @@ def main() -> None:
     args = parse_args()
     pool_dir = Path(args.pool_dir)
     pool_dir.mkdir(parents=True, exist_ok=True)
-    index = ensure_pool(pool_dir, args.num_crops, tuple(args.crop_size))
+    index = ensure_pool(pool_dir, args.num_crops, tuple(args.crop_size), args.levels)
     stats = Path(args.stats_file) if args.stats_file else synthetic_stats(pool_dir / 'synthetic_stats.json')
     benchmark_paste(args, index, stats)
     if args.codecs:
