@@ -104,7 +104,7 @@ def test_unreadable_crops_are_recorded_and_skipped_and_pickling_remaps(tmp_path)
     assert crops[1] is None and pool.skipped_reads == 1
     assert (crops[0].width, crops[0].height) == (300, 200) and crops[0].pixels(10, 10).shape == (21, 32, 4)
     clone = pickle.loads(pickle.dumps(pool))
-    assert isinstance(clone.levels.blob, np.memmap)
+    assert not clone.levels.blob.flags.owndata  # a view of the re-opened memory map, not a copy
     np.testing.assert_array_equal(clone.open_crops([3])[0].pixels(64, 64),
                                   pool.open_crops([3])[0].pixels(64, 64))
 

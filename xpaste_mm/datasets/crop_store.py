@@ -98,19 +98,20 @@ class CropLevels:
             return None
         blob = (np.memmap(blob_path, dtype=np.uint8, mode='r') if meta['blob_bytes']
                 else np.zeros(0, np.uint8))
-        return cls(full_size=arrays['full_size'], level_size=arrays['level_size'],
-                   level_offset=arrays['level_offset'], levels=tuple(meta['levels']), blob=blob,
-                   path=meta_path)
+        # Plain ndarray views of the maps: slicing a np.memmap costs a Python-level finalizer per slice.
+        return cls(full_size=np.asarray(arrays['full_size']), level_size=np.asarray(arrays['level_size']),
+                   level_offset=np.asarray(arrays['level_offset']), levels=tuple(meta['levels']),
+                   blob=np.asarray(blob), path=meta_path)
 
     def size(self, row: int) -> tuple[int, int]:
         """``(width, height)`` of the original crop; ``(0, 0)`` when it was unreadable."""
-        width, height = self.full_size[row]
-        return int(width), int(height)
+        width, height = self.full_size[row].tolist()
+        return width, height
 
     def select(self, row: int, width: int, height: int) -> np.ndarray | None:
         """The smallest stored copy of ``row`` at least ``width`` x ``height`` (or the stored full-size
         copy), as a read-only BGRA view of the file; ``None`` when only the PNG is large enough."""
-        full_w, full_h = self.full_size[row]
+        full_w, full_h = self.full_size[row].tolist()
         for offset, (w, h) in zip(self.level_offset[row].tolist(), self.level_size[row].tolist()):
             if offset < 0:
                 break
