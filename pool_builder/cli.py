@@ -74,6 +74,15 @@ def add_option_flags(parser: argparse.ArgumentParser, cls: type, section: str, s
         parser.add_argument(meta.get('flag', '--' + spec.name.replace('_', '-')), **kwargs)
 
 
+def _check_count(text: str) -> int | str:
+    if text == 'all':
+        return text
+    try:
+        return int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f'expected a number of files or "all", got {text!r}') from exc
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='xpaste-pool', description='Build an X-Paste instance pool: '
                                      'generate -> segment -> score -> filter -> inspect.')
@@ -102,9 +111,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument('--out', required=True)
     p.add_argument('--vocab', help='category file giving the label order (default: LVIS ids - 1)')
     p = sub.add_parser('import-xpaste', help='X-Paste pool JSON -> pool index')
-    p.add_argument('--json', required=True)
-    p.add_argument('--out', required=True, help='pool_index.npz to write')
+    p.add_argument('--json', required=True, help='relative entries are relative to its folder')
+    p.add_argument('--out', required=True, help='pool_index.npz to write (relative crop paths are '
+                                                'rewritten relative to its folder)')
     p.add_argument('--vocab', help='category file giving the label order (default: LVIS ids - 1)')
+    p.add_argument('--check', type=_check_count, default=256, metavar='N|all',
+                   help='crop files tested for existence (evenly spread; default 256); refuses when none '
+                        'exists')
+    p.add_argument('--crop-levels', action='store_true',
+                   help='also write the crop levels next to the index (fast pasting; decodes every crop)')
+
     return parser
 
 
@@ -174,11 +190,14 @@ def _export_xpaste(args: argparse.Namespace) -> int:
 
 
 def _import_xpaste(args: argparse.Namespace) -> int:
-    from xpaste_mm.datasets.pool_index import PoolIndex
+    from xpaste_mm.datasets.crop_store import write_crop_levels
+    from xpaste_mm.datasets.pool_index import import_checked_xpaste_json
 
     from .vocabulary import load_vocabulary
 
     ids = load_vocabulary(args.vocab).ids if args.vocab else None
-    index = PoolIndex.from_xpaste_json(args.json, category_ids=ids)
-    print(f'wrote {index.save(args.out)} ({len(index)} instances)')
+    out, message = import_checked_xpaste_json(args.json, args.out, ids, args.check)
+    print(message)
+    if args.crop_levels:
+        print(f'wrote {write_crop_levels(out)}')
     return EXIT_OK

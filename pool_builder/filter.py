@@ -18,6 +18,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from xpaste_mm.datasets.crop_store import levels_paths, write_crop_levels
 from xpaste_mm.datasets.pool_index import PoolIndex
 from xpaste_mm.utils.io import atomic_write_json, remove_temp_files
 
@@ -135,6 +136,8 @@ class FilterStage(Stage):
         index = PoolIndex.from_records(pool_records, root=work.pool_dir, info=dict(
             rule=asdict(rule), segmenters=order, vocabulary=vocabulary.source))
         index.save(work.pool_index)
+        if options.crop_levels:
+            write_crop_levels(work.pool_index, workers=workers)
         _remove_stale_crops(work, {str(Path(r['path'])) for r in pool_records})
         atomic_write_json(work.build_summary, dict(
             rule=asdict(rule), segmenters=order, kept=summary.kept, candidates=summary.candidates,
@@ -189,6 +192,8 @@ def _remove_temp_files(work: WorkDir, xpaste_json: str | None) -> None:
     """Temporary files of an interrupted filter: index, summary, crops and the X-Paste JSON."""
     remove_temp_files(work.pool_dir, work.pool_index.name)
     remove_temp_files(work.pool_dir, work.build_summary.name)
+    for levels_file in levels_paths(work.pool_index):
+        remove_temp_files(work.pool_dir, levels_file.name)
     if work.pool_images_root.is_dir():
         for folder in work.pool_images_root.iterdir():
             remove_temp_files(folder)

@@ -2,15 +2,25 @@
 
     python tools/analysis_tools/benchmark_paste.py [--pool-dir DIR] [--num-crops 10000] [--images 300]
         [--stats-file area_mean_std2.json] [--index-size 1400000] [--workers 4] [--skip-index]
+        [--codecs] [--json-size 1400000]
 
 1. Paste step: a 640x640 destination with a few instances, count uniform in 0..19, a pool of
-   ``--num-crops`` synthetic RGBA crops on disk, one thread. Prints median / p90 ms per image of
-   (a) compositing only (occlusion updates + blending, instances already prepared), (b) the whole
-   transform with crops in the decoded-crop cache, (c) the whole transform decoding every crop
-   from disk, and (d) an X-Paste-style full-image implementation of (a) for comparison.
-2. Pool index: an index of ``--index-size`` instances (paths only, no files) is written once; a
+   ``--num-crops`` synthetic RGBA crops on disk (with crop levels, see ``xpaste_mm.datasets.crop_store``),
+   one thread. Prints median / p90 ms per image of (a) compositing only (occlusion updates + blending,
+   instances already prepared), (b) the whole transform with crops in the decoded-crop cache, (c) the
+   whole transform decoding every PNG crop (no cache, levels ignored: a "cold" paste of an old pool),
+   (e) the whole transform reading the crop levels (no cache: a cold paste), and (d) an X-Paste-style
+   full-image implementation of (a) for comparison; plus the cost per pasted instance (least-squares
+   slope of image time over pasted count) and the disk used by PNGs and levels.
+2. ``--codecs``: decode + resize ms and bytes per crop of the candidate crop layouts (PNG as stored,
+   PNG level 1, WebP lossless, zlib-1 raw BGRA, raw BGRA, raw levels) on crops of the pool.
+3. Pool index: an index of ``--index-size`` instances (paths only, no files) is written once; a
    fresh process loads it and reports load time and resident memory, then ``--workers`` dataloader
    workers sample from it and report their private memory (USS) before and after.
+4. ``--json-size``: an X-Paste pool JSON of that many entries is loaded in fresh processes by an
+   original-style loader (X-Paste's InstPool: ``json.load``, int keys, one flat list, per-category
+   index lists, a path -> category dict) and by ours (``PoolIndex.from_xpaste_json``), side by side:
+   seconds and peak memory (VmHWM) growth, 3 interleaved runs each.
 """
 from __future__ import annotations
 
@@ -53,21 +63,30 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--index-size', type=int, default=1_400_000)
     parser.add_argument('--workers', type=int, default=4)
     parser.add_argument('--skip-index', action='store_true', help='only run the paste benchmark')
+    parser.add_argument('--levels', type=int, nargs='+', default=None,
+                        help='crop level sides written for the pool (default: crop_store.DEFAULT_LEVELS)')
+    parser.add_argument('--codecs', action='store_true', help='also compare crop layouts / codecs')
+    parser.add_argument('--json-size', type=int, default=0,
+                        help='also time loading an X-Paste pool JSON of this many entries (0: skip)')
     return parser.parse_args()
 
 
 # ---------------------------------------------------------------------- data
-def ensure_pool(pool_dir: Path, num_crops: int, crop_size: tuple[int, int]) -> Path:
+def ensure_pool(pool_dir: Path, num_crops: int, crop_size: tuple[int, int],
+                levels: list[int] | None = None) -> Path:
+    from xpaste_mm.datasets.crop_store import DEFAULT_LEVELS, write_crop_levels
     index = pool_dir / 'pool_index.npz'
     marker = pool_dir / 'benchmark.json'
-    wanted = dict(num_crops=num_crops, crop_size=list(crop_size))
+    levels = list(levels or DEFAULT_LEVELS)
+    wanted = dict(num_crops=num_crops, crop_size=list(crop_size), levels=levels)
     if index.is_file() and marker.is_file() and json.loads(marker.read_text()) == wanted:
         return index
     counts = np.full(NUM_LVIS_CATEGORIES, num_crops // NUM_LVIS_CATEGORIES)
     counts[:num_crops - counts.sum()] += 1
-    print(f'writing {num_crops} synthetic RGBA crops to {pool_dir} ...', flush=True)
+    print(f'writing {num_crops} synthetic RGBA crops and their levels to {pool_dir} ...', flush=True)
     make_synthetic_pool(pool_dir, list(range(1, NUM_LVIS_CATEGORIES + 1)), counts.tolist(),
                         size_range=tuple(crop_size), seed=0)
+    write_crop_levels(index, levels)
     marker.write_text(json.dumps(wanted))
     return index
 
@@ -117,6 +136,10 @@ def benchmark_paste(args, index: Path, stats: Path) -> None:
     kwargs = dict(pool_file=str(index), stats_file=str(stats), category_ids=range(1, NUM_LVIS_CATEGORIES + 1))
     warm = XPasteCopyPaste(**kwargs, cache_size_mb=4096)
     cold = XPasteCopyPaste(**kwargs, cache_size_mb=0)
+    levels = XPasteCopyPaste(**kwargs, cache_size_mb=0)
+    if levels.pool.levels is None:
+        raise SystemExit(f'{index}: no crop levels (python -m xpaste_mm.datasets.crop_store {index})')
+    warm.pool.levels = cold.pool.levels = None  # the PNG paths measured before the levels
     dests = [paste_destination(i, args.existing, num_classes=NUM_LVIS_CATEGORIES)
              for i in range(args.images)]
     plans = [warm.sample_instances(np.random.default_rng(i), (640, 640), dst['gt_bboxes_labels'])
@@ -149,13 +172,23 @@ def benchmark_paste(args, index: Path, stats: Path) -> None:
     run(warm, 1)  # fills the cache with every crop this sequence uses
     warm_t, pasted = run(warm, args.repeat)
     cold_t, _ = run(cold, args.repeat)
+    levels_t, levels_pasted = run(levels, args.repeat)
     print(f'\n== paste step: 640x640, {args.existing} existing instances, k ~ U{{0..19}}, '
           f'{warm.pool.check.num_usable} crops, {args.images} images, 1 thread, fastest of {args.repeat} '
           'passes per image ((d): 1 pass)')
     print(f'(a) compositing only            {stats_ms(composite_t)}')
     print(f'(b) transform, cached crops     {stats_ms(warm_t)}')
     print(f'(c) transform, decode from disk {stats_ms(cold_t)}')
+    print(f'(e) transform, crop levels      {stats_ms(levels_t)}')
     print(f'(d) full-image X-Paste-style (a) {stats_ms(naive_t)}')
+    print('per pasted instance (slope):     '
+          f'(b) {per_instance_ms(warm_t, pasted):.3f} ms   (c) {per_instance_ms(cold_t, pasted):.3f} ms   '
+          f'(e) {per_instance_ms(levels_t, levels_pasted):.3f} ms')
+    png_bytes = sum(os.path.getsize(warm.pool.crop_path(r)) for r in range(len(warm.pool.index)))
+    from xpaste_mm.datasets.crop_store import levels_paths
+    level_bytes = sum(p.stat().st_size for p in levels_paths(index))
+    print(f'disk: PNG crops {png_bytes / 2**20:.0f} MiB, crop levels {level_bytes / 2**20:.0f} MiB '
+          f'(+{100 * level_bytes / png_bytes:.0f}%), {len(warm.pool.index)} crops')
     print('median ms by number of instances:   (b) by pasted count | (a) / (d) by prepared count')
     for low in range(0, 20, 5):
         in_b = (pasted >= low) & (pasted < low + 5)
@@ -167,6 +200,149 @@ def benchmark_paste(args, index: Path, stats: Path) -> None:
     cache = warm.pool.cache
     print(f'crop cache: {len(cache)} crops, {cache.used_bytes / 2**20:.0f} MiB, hit rate '
           f'{cache.hits / max(cache.hits + cache.misses, 1):.2f}')
+
+
+def per_instance_ms(times: np.ndarray, pasted: np.ndarray) -> float:
+    """Least-squares slope of image time over pasted-instance count, in ms."""
+    return float(np.polyfit(pasted.astype(np.float64), times * 1000, 1)[0])
+
+
+# ---------------------------------------------------------------------- crop layouts
+def benchmark_codecs(index_path: Path, count: int = 300, seed: int = 0) -> None:
+    """Decode + resize cost and size per crop of each candidate layout, on ``count`` pool crops
+    resized to sizes drawn like the transform's (one thread)."""
+    import zlib
+
+    from xpaste_mm.datasets import PoolIndex
+    from xpaste_mm.datasets.crop_store import DEFAULT_LEVELS, level_sizes
+    cv2.setNumThreads(1)
+    index = PoolIndex.load(index_path)
+    rng = np.random.default_rng(seed)
+    rows = rng.choice(len(index), size=min(count, len(index)), replace=False)
+    files = [Path(index.path(int(r))).read_bytes() for r in rows]
+    crops = [cv2.imdecode(np.frombuffer(f, np.uint8), cv2.IMREAD_UNCHANGED) for f in files]
+    side = np.clip(rng.lognormal(np.log(0.13), 0.6, len(crops)), 10 / 640, 0.5) * 640
+    aspect = np.array([c.shape[1] / c.shape[0] for c in crops])
+    targets = [(max(int(s * np.sqrt(a)), 1), max(int(s / np.sqrt(a)), 1)) for s, a in zip(side, aspect)]
+
+    def encode_levels(crop):
+        out = []
+        for w, h in level_sizes(crop.shape[1], crop.shape[0], DEFAULT_LEVELS):
+            same = (w, h) == crop.shape[1::-1]
+            out.append(crop if same else cv2.resize(crop, (w, h), interpolation=cv2.INTER_AREA))
+        return out
+
+    def pick(levels, crop, w, h):
+        for level in levels:
+            if (level.shape[1] >= w and level.shape[0] >= h) or level.shape == crop.shape:
+                return level
+        return None
+
+    def png_decode(blob, crop):
+        return cv2.imdecode(np.frombuffer(blob, np.uint8), cv2.IMREAD_UNCHANGED)
+
+    def raw_decode(blob, crop):
+        return np.frombuffer(blob, np.uint8).reshape(crop.shape)
+
+    def zlib_decode(blob, crop):
+        return np.frombuffer(zlib.decompress(blob), np.uint8).reshape(crop.shape)
+
+    webp = [cv2.imencode('.webp', c, [cv2.IMWRITE_WEBP_QUALITY, 101])[1].tobytes() for c in crops]
+    layouts = {
+        'PNG as stored': (files, png_decode),
+        'PNG, zlib level 1': ([cv2.imencode('.png', c, [cv2.IMWRITE_PNG_COMPRESSION, 1])[1].tobytes()
+                               for c in crops], png_decode),
+        'WebP lossless': (webp, png_decode),
+        'zlib-1 raw BGRA': ([zlib.compress(c.tobytes(), 1) for c in crops], zlib_decode),
+        'raw BGRA (mmap)': ([c.tobytes() for c in crops], raw_decode),
+    }
+    print(f'\n== crop layouts: {len(crops)} pool crops, decode + resize to a paste size, 1 thread')
+    print(f'{"layout":<28}{"ms/crop":>9}{"KiB/crop":>10}')
+    for name, (blobs, decode) in layouts.items():
+        start = time.perf_counter()
+        for blob, crop, size in zip(blobs, crops, targets):
+            cv2.resize(decode(blob, crop), size, interpolation=cv2.INTER_LINEAR)
+        ms = (time.perf_counter() - start) / len(crops) * 1000
+        print(f'{name:<28}{ms:>9.3f}{sum(map(len, blobs)) / len(blobs) / 1024:>10.1f}')
+    pyramids = [encode_levels(c) for c in crops]
+    start = time.perf_counter()
+    fallback = 0
+    for pyramid, blob, crop, size in zip(pyramids, files, crops, targets):
+        level = pick(pyramid, crop, *size)
+        if level is None:
+            fallback += 1
+            level = png_decode(blob, None)
+        cv2.resize(level, size, interpolation=cv2.INTER_LINEAR)
+    ms = (time.perf_counter() - start) / len(crops) * 1000
+    kib = sum(sum(level.nbytes for level in p) for p in pyramids) / len(pyramids) / 1024
+    print(f'{"raw levels " + str(DEFAULT_LEVELS):<28}{ms:>9.3f}{kib:>10.1f}   (+ the PNG; {fallback} of '
+          f'{len(crops)} pastes larger than every level decode the PNG)')
+
+
+# ---------------------------------------------------------------------- X-Paste JSON
+_JSON_PROBE = r'''
+import gc, json, re, sys, time
+kind, path = sys.argv[1], sys.argv[2]
+if kind == 'ours':
+    from xpaste_mm.datasets.pool_index import PoolIndex
+elif kind == 'npz':
+    from xpaste_mm.datasets import InstancePool
+
+
+def hwm():
+    return int(re.search(r'VmHWM:\s+(\d+)', open('/proc/self/status').read()).group(1)) / 1024
+
+
+gc.collect()
+base = hwm()
+start = time.perf_counter()
+if kind == 'original':  # X-Paste's InstPool (RGBA): int keys, flat list, per-category lists, path map
+    with open(path) as f:
+        pool = {int(k): v for k, v in json.load(f).items()}
+    flat, per_category, category_of = [], {}, {}
+    for cat, entries in pool.items():
+        per_category[cat] = list(range(len(flat), len(flat) + len(entries)))
+        flat.extend(entries)
+        for entry in entries:
+            category_of[entry] = cat
+elif kind == 'ours':
+    index = PoolIndex.from_xpaste_json(path)
+else:
+    pool = InstancePool.from_file(path, category_ids=range(1, 1204), check_files=0)
+print(f'{time.perf_counter() - start:.4f} {hwm() - base:.1f}')
+'''
+
+
+def benchmark_json(args, pool_dir: Path) -> None:
+    path = pool_dir / f'xpaste_pool_{args.json_size}.json'
+    if not path.is_file():
+        rng = np.random.default_rng(0)
+        cats = np.sort(rng.integers(0, NUM_LVIS_CATEGORIES, args.json_size))
+        pool: dict[str, list[str]] = {}
+        for k, c in enumerate(cats.tolist()):
+            pool.setdefault(str(c), []).append(f'*/data/xpaste/LVIS_gen_FG/{c:04d}/{k:07d}_u2net.png')
+        path.write_text(json.dumps(pool))
+    npz = pool_dir / f'xpaste_pool_{args.json_size}.npz'
+    if not npz.is_file():
+        from xpaste_mm.datasets import PoolIndex
+        PoolIndex.from_xpaste_json(path).save(npz)
+    results: dict[str, list[tuple[float, float]]] = {'original': [], 'ours': [], 'npz': []}
+    for _ in range(3):
+        for kind in results:
+            target = npz if kind == 'npz' else path
+            out = subprocess.run([sys.executable, '-c', _JSON_PROBE, kind, str(target)], check=True,
+                                 capture_output=True, text=True, env={**os.environ, 'OMP_NUM_THREADS': '1'})
+            seconds, peak = out.stdout.split()[-2:]
+            results[kind].append((float(seconds), float(peak)))
+    print(f'\n== X-Paste pool JSON, {args.json_size:,} entries, {path.stat().st_size / 2**20:.0f} MiB; '
+          'median of 3 fresh processes, interleaved')
+    base = np.median([r[0] for r in results['original']])
+    labels = {'original': 'original-style (json.load + lists + path map)',
+              'ours': 'ours: PoolIndex.from_xpaste_json',
+              'npz': 'ours: converted pool_index.npz (InstancePool)'}
+    for kind, runs in results.items():
+        seconds, peak = np.median([r[0] for r in runs]), np.median([r[1] for r in runs])
+        print(f'{labels[kind]:<48} {seconds:8.3f} s  (x{seconds / base:5.2f})   peak +{peak:6.0f} MiB')
 
 
 # ---------------------------------------------------------------------- index memory
@@ -245,12 +421,16 @@ def main() -> None:
     args = parse_args()
     pool_dir = Path(args.pool_dir)
     pool_dir.mkdir(parents=True, exist_ok=True)
-    index = ensure_pool(pool_dir, args.num_crops, tuple(args.crop_size))
+    index = ensure_pool(pool_dir, args.num_crops, tuple(args.crop_size), args.levels)
     stats = (Path(args.stats_file) if args.stats_file
              else write_synthetic_size_prior(pool_dir / 'synthetic_stats.json', NUM_LVIS_CATEGORIES))
     benchmark_paste(args, index, stats)
+    if args.codecs:
+        benchmark_codecs(index)
     if not args.skip_index:
         benchmark_index(args, pool_dir)
+    if args.json_size:
+        benchmark_json(args, pool_dir)
 
 
 if __name__ == '__main__':

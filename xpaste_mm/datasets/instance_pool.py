@@ -3,7 +3,9 @@
 :class:`InstancePool` wraps a :class:`~xpaste_mm.datasets.PoolIndex` (memory-mapped columns plus one
 UTF-8 path table, never a Python object per instance), so every dataloader worker shares the same
 pages and nothing grows on read. Crops are decoded on demand into a per-process LRU cache bounded in
-bytes (:class:`CropCache`); a missing or corrupt crop is skipped, counted and warned about once.
+bytes (:class:`CropCache`); a missing or corrupt crop is skipped, counted and warned about once. When
+the pool has crop levels (:mod:`.crop_store`), :meth:`InstancePool.open_crops` reads each crop from
+the smallest stored copy that is large enough for its paste, without decoding.
 
 Category ids in the pool are DATASET category ids (LVIS: 1-based); the 0-based training label of a
 category is its position among the sorted dataset category ids (:mod:`xpaste_mm.categories`, what
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +27,7 @@ import numpy as np
 from mmengine.logging import print_log
 
 from .. import categories
+from .crop_store import CropLevels
 from .pool_index import PoolFormatError, PoolIndex
 
 SAMPLE_MODES = ('cas_random', 'random', 'cats_random')
@@ -81,6 +85,28 @@ class CropCache:
         self.used_bytes = 0
 
 
+class PoolCrop:
+    """One pool crop of known size (``width`` x ``height`` pixels, the original crop's) whose pixels are
+    read at the size a paste needs (:meth:`pixels`)."""
+
+    __slots__ = ('pool', 'row', 'width', 'height', '_full')
+
+    def __init__(self, pool: InstancePool, row: int, width: int, height: int,
+                 full: np.ndarray | None = None) -> None:
+        self.pool, self.row, self.width, self.height, self._full = pool, row, width, height, full
+
+    def pixels(self, width: int, height: int) -> np.ndarray | None:
+        """Read-only BGRA uint8 pixels to be resized to ``width`` x ``height``: the smallest stored
+        copy at least that large, else the full-size crop; ``None`` when unreadable (counted)."""
+        if self._full is not None:
+            return self._full
+        if self.pool.levels is not None:
+            level = self.pool.levels.select(self.row, width, height)
+            if level is not None:
+                return level
+        return self.pool.read_crop(self.row)
+
+
 class InstancePool:
     """Pool instances usable for one dataset, with class-balanced sampling and cached crop reading.
 
@@ -108,6 +134,7 @@ class InstancePool:
         self.failed_rows: set[int] = set()
         self.skipped_reads = 0
         self._mmap_file: str | None = None
+        self.levels: CropLevels | None = None
         self.check = PoolCheck(num_instances=len(index))
         self._build_categories(category_ids)
         self.set_category_weights(category_weights)
@@ -129,10 +156,13 @@ class InstancePool:
                                     'X-Paste pool .json)')
         sorted_ids = categories.sorted_ids(category_ids) if category_ids is not None else None
         if path.suffix.lower() == '.json':
+            start = time.perf_counter()
             index = PoolIndex.from_xpaste_json(path, category_ids=sorted_ids)
+            _advise_npz_once(path, time.perf_counter() - start, len(index))
             return cls(index, sorted_ids, source=path, **kwargs)
         pool = cls(PoolIndex.load(path, mmap=True), sorted_ids, source=path, **kwargs)
         pool._mmap_file = str(path.resolve())
+        pool.levels = CropLevels.open(path, pool.index)
         return pool
 
     def _build_categories(self, category_ids: Sequence[int] | None) -> None:
@@ -178,20 +208,15 @@ class InstancePool:
         self._cdf = {'cas_random': _cdf(self.weights), 'random': _cdf(self.weights * self.counts)}
 
     def _check_files(self, check_files: int | str) -> None:
-        total = len(self.index)
-        if check_files == 'all':
-            rows = range(total)
-        else:
-            rows = np.unique(np.linspace(0, total - 1, num=min(int(check_files), total)).astype(np.int64))
-        missing = [path for path in map(self.crop_path, rows) if not os.path.isfile(path)]
-        self.check.files_checked = len(rows)
+        checked, missing = self.index.check_files(check_files)
+        self.check.files_checked = checked
         self.check.files_missing = len(missing)
         self.check.missing_examples = missing[:_MAX_EXAMPLES]
-        if missing and len(missing) == len(rows):
-            raise FileNotFoundError(f'instance pool {self.source}: none of the {len(rows)} crop files '
+        if missing and len(missing) == checked:
+            raise FileNotFoundError(f'instance pool {self.source}: none of the {checked} crop files '
                                     f'checked exists (e.g. {missing[0]}); was the pool folder moved?')
         if missing:
-            print_log(f'instance pool {self.source}: {len(missing)} of {len(rows)} checked crop files are '
+            print_log(f'instance pool {self.source}: {len(missing)} of {checked} checked crop files are '
                       f'missing (e.g. {self.check.missing_examples}); they will be skipped and counted',
                       logger='current', level=logging.WARNING)
 
@@ -243,6 +268,35 @@ class InstancePool:
         relative = self.index.relpath(int(row))
         return relative if os.path.isabs(relative) else os.path.join(self._root, relative)
 
+    def open_crops(self, rows: Sequence[int]) -> list[PoolCrop | None]:
+        """The crops of ``rows`` with their original sizes; ``None`` for unreadable ones (counted).
+        Without crop levels each crop is decoded (and cached) here; with them, nothing is read until
+        :meth:`PoolCrop.pixels`."""
+        crops: list[PoolCrop | None] = []
+        for row in map(int, rows):
+            if self.levels is None:
+                crop = self.read_crop(row)
+                crops.append(None if crop is None else
+                             PoolCrop(self, row, crop.shape[1], crop.shape[0], crop))
+                continue
+            width, height = self.levels.size(row)
+            if width == 0:
+                self._skip(row, self.crop_path(row), 'unreadable when the crop levels were written')
+                crops.append(None)
+            else:
+                crops.append(PoolCrop(self, row, width, height))
+        return crops
+
+    def _skip(self, row: int, path: str, reason: str | Exception) -> None:
+        """Count a skipped paste; warn once per unreadable crop file."""
+        self.skipped_reads += 1
+        if row in self.failed_rows:
+            return
+        self.failed_rows.add(row)
+        print_log(f'instance pool: skipping crop {path}: {reason} ({len(self.failed_rows)} unreadable '
+                  f'crop file(s), {self.skipped_reads} skipped paste(s) so far in process '
+                  f'{os.getpid()})', logger='current', level=logging.WARNING)
+
     def read_crop(self, row: int) -> np.ndarray | None:
         """The decoded BGRA uint8 crop of ``row`` (read-only, possibly cached), or ``None`` when the
         file is missing or unreadable (warned once per file, counted in :attr:`skipped_reads`)."""
@@ -256,11 +310,7 @@ class InstancePool:
         try:
             crop = _decode_bgra(path)
         except (OSError, ValueError) as exc:
-            self.failed_rows.add(row)
-            self.skipped_reads += 1
-            print_log(f'instance pool: skipping crop {path}: {exc} ({len(self.failed_rows)} unreadable '
-                      f'crop file(s), {self.skipped_reads} skipped paste(s) so far in process '
-                      f'{os.getpid()})', logger='current', level=logging.WARNING)
+            self._skip(row, path, exc)
             return None
         crop.flags.writeable = False
         self.cache.put(row, crop)
@@ -272,12 +322,31 @@ class InstancePool:
         state['cache'] = CropCache(self.cache.capacity_bytes)
         if self._mmap_file is not None:
             state['index'] = None  # re-mapped from the file instead of copying the columns
+            state['levels'] = None
         return state
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         if self.index is None:
             self.index = PoolIndex.load(self._mmap_file, mmap=True)
+            self.levels = CropLevels.open(self._mmap_file)
+
+
+_ADVISED: set[str] = set()
+
+
+def _advise_npz_once(path: Path, seconds: float, num: int) -> None:
+    """Say once per process and file that a converted index starts up much faster."""
+    if str(path) in _ADVISED:
+        return
+    _ADVISED.add(str(path))
+    print_log(f'instance pool {path}: X-Paste JSON pool read in {seconds:.2f} s ({num} instances) in this '
+              'process. Convert it once with `xpaste-pool import-xpaste --json '
+              f'{path} --out <pool>/pool_index.npz` and use the .npz as pool_file: it is memory-mapped '
+              '(start-up in milliseconds, ~50-100x faster; shared by dataloader workers) and can carry '
+              'crop levels '
+              '(`python -m xpaste_mm.datasets.crop_store <pool>/pool_index.npz`) for much faster '
+              'pasting', logger='current', level=logging.INFO)
 
 
 def _cdf(weights: np.ndarray) -> np.ndarray:

@@ -233,17 +233,20 @@ class XPasteCopyPaste(BaseTransform):
         jitter_on = rng.random(count) < self.color_jitter_prob
         jitter = rng.uniform(-1, 1, (count, 4)) * self.color_jitter
 
-        crops = [self.pool.read_crop(int(r)) for r in rows]
+        crops = self.pool.open_crops(rows)
         ok = np.array([c is not None for c in crops])
-        crop_w = np.array([c.shape[1] if c is not None else 1 for c in crops], dtype=np.float64)
-        crop_h = np.array([c.shape[0] if c is not None else 1 for c in crops], dtype=np.float64)
+        crop_w = np.array([c.width if c is not None else 1 for c in crops], dtype=np.float64)
+        crop_h = np.array([c.height if c is not None else 1 for c in crops], dtype=np.float64)
         cats = np.searchsorted(self.pool.starts, rows, side='right') - 1
         tw, th = target_sizes(normal, aspect, self._size_mean[cats], self._size_std[cats], crop_w, crop_h,
                               height, width, self.min_scale_px, self.max_scale)
         ok &= (tw >= self.min_side_px) & (th >= self.min_side_px) & (tw < width) & (th < height)
         instances = []
         for i in np.flatnonzero(ok):
-            patch = cv2.resize(crops[i], (int(tw[i]), int(th[i])), interpolation=cv2.INTER_LINEAR)
+            pixels = crops[i].pixels(int(tw[i]), int(th[i]))
+            if pixels is None:
+                continue
+            patch = cv2.resize(pixels, (int(tw[i]), int(th[i])), interpolation=cv2.INTER_LINEAR)
             if flips[i]:
                 patch = cv2.flip(patch, 1)
             if self.rotate_range:
