@@ -3,16 +3,19 @@ phase isolation with hard time limits, and the phase/limit selection."""
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
-from xpaste_mm.gpu_check import requirements
-from xpaste_mm.gpu_check.cli import main
-from xpaste_mm.gpu_check.context import Settings
-from xpaste_mm.gpu_check.phases import BY_NAME, parse_limits, select_phases
-from xpaste_mm.gpu_check.requirements import PhaseRefused
-from xpaste_mm.gpu_check.runner import run_checks
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / 'tools'))  # gpu_phases lives in tools/
+from gpu_phases import requirements  # noqa: E402
+from gpu_phases.cli import main  # noqa: E402
+from gpu_phases.context import Settings  # noqa: E402
+from gpu_phases.phases import BY_NAME, parse_limits, select_phases  # noqa: E402
+from gpu_phases.requirements import PhaseRefused  # noqa: E402
+from gpu_phases.runner import run_checks  # noqa: E402
 
 CPU_PHASES = ['mmcv_ops', 'train_r50_fp32', 'train_swinl_fp32', 'dataloader', 'generate', 'segment', 'score',
               'inference']
@@ -126,9 +129,8 @@ def test_phase_selection_and_limits():
 
 def test_sd15_shaped_components_have_sd15_sizes():
     from diffusers import AutoencoderKL, UNet2DConditionModel
+    from gpu_phases.shaped_models import SD15
     from transformers import CLIPTextConfig, CLIPTextModel
-
-    from xpaste_mm.gpu_check.shaped_models import SD15
     with torch.device('meta'):  # shapes only, no memory
         parts = (UNet2DConditionModel(**SD15['unet']), AutoencoderKL(**SD15['vae']),
                  CLIPTextModel(CLIPTextConfig(**SD15['text'])))
@@ -138,8 +140,7 @@ def test_sd15_shaped_components_have_sd15_sizes():
 
 def test_clip_tokenizer_is_openai_clip_bpe(tmp_path):
     import open_clip
-
-    from xpaste_mm.gpu_check.shaped_models import save_clip_tokenizer
+    from gpu_phases.shaped_models import save_clip_tokenizer
     tokenizer = save_clip_tokenizer(tmp_path)
     reference = open_clip.get_tokenizer('ViT-L-14')
     for text in ('a photo of a single mug', 'a photo of a single crème brûlée, AC/DC_adapter'):

@@ -1,4 +1,4 @@
-"""Check and time every CUDA path of xpaste-mm on this machine (see ``xpaste_mm.gpu_check``).
+"""Check and time every CUDA path of xpaste-mm on this machine (the phases are in ``tools/gpu_phases``).
 
     python tools/analysis_tools/gpu_check.py                              # every phase on cuda
     python tools/analysis_tools/gpu_check.py --phases mmcv_ops train --train-iters 10 --time-limit 180
@@ -9,8 +9,10 @@ Prints one table (phase, figure, value, unit, device) and writes it as JSON. Exi
 phase passed, 1 a phase failed or timed out, 2 a phase was refused (its message names the fix).
 """
 import sys
+from pathlib import Path
 
-from xpaste_mm.gpu_check.cli import main
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tools/, which holds gpu_phases
+from gpu_phases.cli import main  # noqa: E402
 
 if __name__ == '__main__':
     sys.exit(main())

@@ -27,7 +27,8 @@ from .phases import Phase
 from .report import PhaseStatus, Report, Row, environment, read_rows
 from .requirements import PhaseRefused
 
-PACKAGE_PARENT = Path(__file__).resolve().parents[2]
+TOOLS_DIR = Path(__file__).resolve().parents[1]   # holds this package
+REPO_ROOT = TOOLS_DIR.parent
 #: Share of a phase's limit its timed loops may use; the rest covers set-up and tear-down.
 BUDGET_SHARE = 0.75
 
@@ -89,7 +90,8 @@ def _run_isolated(phase: Phase, settings: Settings, limit: float) -> tuple[str, 
                                                  ('settings.json', 'rows.jsonl', 'status.json'))
         settings_file.write_text(json.dumps(settings.to_dict()))
         env = dict(os.environ)
-        env['PYTHONPATH'] = os.pathsep.join(filter(None, [str(PACKAGE_PARENT), env.get('PYTHONPATH')]))
+        paths = [str(TOOLS_DIR), str(REPO_ROOT), env.get('PYTHONPATH')]
+        env['PYTHONPATH'] = os.pathsep.join(filter(None, paths))
         command = [sys.executable, '-m', f'{__package__}.worker', phase.name, str(settings_file),
                    str(rows_file), str(status_file), str(BUDGET_SHARE * limit)]
         process = subprocess.Popen(command, env=env, start_new_session=True)
@@ -115,7 +117,8 @@ def _run_isolated(phase: Phase, settings: Settings, limit: float) -> tuple[str, 
 
 def worker_main(argv: Sequence[str]) -> int:
     """Entry of a phase process: ``PHASE SETTINGS_JSON ROWS_JSONL STATUS_JSON BUDGET_S``."""
-    from ..utils.io import atomic_write_json
+    from xpaste_mm.utils.io import atomic_write_json
+
     from .phases import BY_NAME
 
     name, settings_file, rows_file, status_file, budget = argv

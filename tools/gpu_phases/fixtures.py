@@ -64,7 +64,7 @@ def prepare_data(folder: str | os.PathLike, spec: DataSpec, seed: int = 0) -> Ch
         (staging / 'spec.json').write_text(json.dumps(wanted))
 
     build_once(folder, fill)
-    from ..datasets import load_class_names
+    from xpaste_mm.datasets import load_class_names
     lvis = folder / 'lvis'
     return CheckData(root=lvis, train_ann=lvis / 'annotations/lvis_v1_train.json',
                      val_ann=lvis / 'annotations/lvis_v1_val.json',
@@ -89,8 +89,8 @@ def build_once(folder: str | os.PathLike, fill: Callable[[Path], None]) -> Path:
 
 
 def _generate(folder: Path, spec: DataSpec, seed: int) -> None:
-    from ..datasets import compute_category_stats, make_synthetic_lvis, save_category_stats
-    from ..testing import make_synthetic_pool
+    from xpaste_mm.datasets import compute_category_stats, make_synthetic_lvis, save_category_stats
+    from xpaste_mm.testing import make_synthetic_pool
 
     data = make_synthetic_lvis(folder / 'lvis', num_train=spec.num_train, num_val=spec.num_val,
                                num_categories=spec.num_categories, image_size=spec.image_size,

@@ -1,6 +1,6 @@
 """One phase in its own process.
 
-    python -m xpaste_mm.gpu_check.worker PHASE SETTINGS_JSON ROWS_JSONL STATUS_JSON BUDGET_S
+    PYTHONPATH=tools python -m gpu_phases.worker PHASE SETTINGS_JSON ROWS_JSONL STATUS_JSON BUDGET_S
 """
 import sys
 

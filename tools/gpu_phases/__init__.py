@@ -1,4 +1,7 @@
-"""``gpu_check``: check and time every CUDA path of the project on the machine it runs on.
+"""The phases of the GPU check: check and time every CUDA path of the project on the machine it runs on.
+
+It lives in ``tools/`` rather than in ``xpaste_mm`` because it drives both packages (the pool phases
+use ``pool_builder``), and ``xpaste_mm`` never imports ``pool_builder``.
 
 Phases (each with its own time limit, selected with ``--phases``): mmcv CUDA ops against the CPU;
 training steps of the R50 and Swin-L X-Paste configs with AMP on/off (iterations/s, peak memory,

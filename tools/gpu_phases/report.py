@@ -11,7 +11,7 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..utils.io import atomic_write_json
+from xpaste_mm.utils.io import atomic_write_json
 
 #: Phase statuses: ``ok`` ran and passed its checks, ``refused`` a requirement is absent (see the
 #: message for the fix), ``failed`` an error or a failed check, ``timeout`` killed at its time limit.
