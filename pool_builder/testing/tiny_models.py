@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from xpaste_mm.utils.io import build_folder_atomically
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -40,24 +41,6 @@ def build_tiny_models(root: str | os.PathLike, seed: int = 0) -> TinyModels:
                       clipseg=build_tiny_clipseg(root / 'tiny-clipseg', seed),
                       open_clip=build_tiny_open_clip(root / 'tiny-open-clip', seed),
                       birefnet=build_tiny_birefnet(root / 'tiny-birefnet', seed))
-
-
-def _build_folder(target: str | os.PathLike, fill: Callable[[Path], None]) -> Path:
-    target = Path(target)
-    if target.is_dir():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f'.{target.name}.', dir=target.parent))
-    try:
-        fill(staging)
-        os.rename(staging, target)
-    except OSError:
-        if not target.is_dir():  # not a lost race with another builder
-            raise
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
-    return target
 
 
 def _byte_level_alphabet() -> list[str]:
@@ -123,7 +106,7 @@ def build_tiny_stable_diffusion(target: str | os.PathLike, seed: int = 0) -> Pat
                                        scheduler=scheduler, safety_checker=None, feature_extractor=None,
                                        requires_safety_checker=False)
         pipe.save_pretrained(folder)
-    return _build_folder(target, fill)
+    return build_folder_atomically(target, fill)
 
 
 def build_tiny_clipseg(target: str | os.PathLike, seed: int = 0) -> Path:
@@ -154,7 +137,7 @@ def build_tiny_clipseg(target: str | os.PathLike, seed: int = 0) -> Path:
             tokenizer=tokenizer)
         model.save_pretrained(folder)
         processor.save_pretrained(folder)
-    return _build_folder(target, fill)
+    return build_folder_atomically(target, fill)
 
 
 def build_tiny_open_clip(target: str | os.PathLike, seed: int = 0) -> Path:
@@ -175,7 +158,7 @@ def build_tiny_open_clip(target: str | os.PathLike, seed: int = 0) -> Path:
             model = CLIP(**config['model_cfg'])
         save_file({k: v.contiguous() for k, v in model.state_dict().items()},
                   str(folder / 'open_clip_model.safetensors'))
-    return _build_folder(target, fill)
+    return build_folder_atomically(target, fill)
 
 
 def build_tiny_birefnet(target: str | os.PathLike, seed: int = 0) -> Path:
@@ -191,4 +174,4 @@ def build_tiny_birefnet(target: str | os.PathLike, seed: int = 0) -> Path:
             model = tiny_salient_model.TinySalientNet(config)
         model.save_pretrained(folder)
         shutil.copyfile(tiny_salient_model.__file__, folder / 'modeling_tiny_salient.py')
-    return _build_folder(target, fill)
+    return build_folder_atomically(target, fill)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+
+from xpaste_mm.utils.io import build_folder_atomically
 
 NUM_LVIS_CATEGORIES = 1203
 
@@ -63,29 +63,13 @@ def prepare_data(folder: str | os.PathLike, spec: DataSpec, seed: int = 0) -> Ch
         _generate(staging, spec, seed)
         (staging / 'spec.json').write_text(json.dumps(wanted))
 
-    build_once(folder, fill)
+    build_folder_atomically(folder, fill)
     from xpaste_mm.datasets import load_class_names
     lvis = folder / 'lvis'
     return CheckData(root=lvis, train_ann=lvis / 'annotations/lvis_v1_train.json',
                      val_ann=lvis / 'annotations/lvis_v1_val.json',
                      class_names=load_class_names(lvis / 'annotations/lvis_v1_train.json'),
                      pool_file=folder / 'pool/pool_index.npz', stats_file=folder / 'category_stats.json')
-
-
-def build_once(folder: str | os.PathLike, fill: Callable[[Path], None]) -> Path:
-    """``folder`` as filled by ``fill(staging)`` in a temporary sibling and renamed into place, so an
-    interrupted run never leaves a half-written folder; an existing folder is reused as is."""
-    folder = Path(folder)
-    if folder.is_dir():
-        return folder
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f'.{folder.name}.', dir=folder.parent))
-    try:
-        fill(staging)
-        os.rename(staging, folder)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return folder
 
 
 def _generate(folder: Path, spec: DataSpec, seed: int) -> None:

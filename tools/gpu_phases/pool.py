@@ -11,8 +11,9 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from xpaste_mm.utils.io import build_folder_atomically
+
 from .context import PhaseContext
-from .fixtures import build_once
 from .measure import Budget, PeakMemory, synchronize
 from .requirements import require_device, require_modules
 
@@ -61,7 +62,7 @@ def generate(ctx: PhaseContext) -> None:
 
     s = ctx.settings
     shape, name, size = (TINY_SD, 'sd-tiny', 64) if ctx.smoke else (SD15, 'sd15-shaped', 512)
-    folder = build_once(ctx.models_dir() / name, lambda f: save_sd_shaped_pipeline(f, shape))
+    folder = build_folder_atomically(ctx.models_dir() / name, lambda f: save_sd_shaped_pipeline(f, shape))
     options = GenerateOptions(model=str(folder), num_inference_steps=s.sd_steps, height=size, width=size,
                               batch_size=s.sd_batch, safety_checker=False)
     pipe = load_text_to_image_pipeline(options.model, ctx.device, options.dtype, options.scheduler,
@@ -112,7 +113,8 @@ def segment(ctx: PhaseContext) -> None:
     else:
         clipseg, clipseg_name = CLIPSEG_RD64, 'clipseg-rd64-shaped'
         backbone, input_size, size, width = SALIENT_SWIN_L, 1024, 512, 128
-    clipseg_dir = build_once(ctx.models_dir() / clipseg_name, lambda f: save_clipseg_shaped(f, clipseg))
+    clipseg_dir = build_folder_atomically(ctx.models_dir() / clipseg_name,
+                                          lambda f: save_clipseg_shaped(f, clipseg))
     images = _images(s.segment_batch, size, s.seed)
     texts = [PROMPT.format(NAMES[i % len(NAMES)]) for i in range(len(images))]
     torch.manual_seed(s.seed)

@@ -12,6 +12,8 @@ import glob
 import json
 import os
 import secrets
+import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -89,3 +91,24 @@ def remove_temp_files(folder: str | os.PathLike, target: str | None = None) -> i
             entry.unlink(missing_ok=True)
             removed += 1
     return removed
+
+
+def build_folder_atomically(target: str | os.PathLike, fill: Callable[[Path], None]) -> Path:
+    """``target`` as filled by ``fill(staging)`` in a temporary sibling folder renamed into place, so
+    an interrupted build never leaves a half-written folder; an existing ``target`` is reused as is
+    (also when another process finished it first)."""
+    target = Path(target)
+    if target.is_dir():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f'.{target.name}.', dir=target.parent))
+    try:
+        fill(staging)
+        os.rename(staging, target)
+    except OSError:
+        if not target.is_dir():  # not a lost race with another builder
+            raise
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return target
