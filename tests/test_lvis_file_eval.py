@@ -355,3 +355,24 @@ def test_cli_bad_input_exit_status(lvis_files, tmp_path):
     path = tmp_path / 'bad.json'
     path.write_text(json.dumps(_bad(records, 3, score=float('nan'))))
     assert main([str(gt_path), str(path), '--no-progress', '--workers', '1']) == 2
+
+
+def test_parallel_chunked_reading_equals_serial(lvis_files, tmp_path):
+    from xpaste_mm.evaluation import LVISGroundTruth, read_result_file
+    gt, records, gt_path, results_path = lvis_files
+    ground_truth = LVISGroundTruth.from_file(gt_path)
+    serial, count = read_result_file(results_path, ground_truth, True)
+    parallel, parallel_count = read_result_file(results_path, ground_truth, True, num_workers=2,
+                                                chunk_bytes=3000)
+    assert count == parallel_count == len(records)
+    for field in ('image_index', 'category_index', 'scores', 'bboxes'):
+        assert np.array_equal(getattr(serial, field), getattr(parallel, field)), field
+    assert serial.masks.counts == parallel.masks.counts and len(serial.masks) == len(serial.scores) > 100
+    late = len(records) - 3  # an error in a late chunk, found by a worker, names the file's record number
+    path = tmp_path / 'bad.json'
+    path.write_text(json.dumps(_bad(records, late, bbox=[1.0, 2.0])))
+    with pytest.raises(ResultFileError, match=f'record #{late} .*bbox must be 4 numbers'):
+        read_result_file(path, ground_truth, True, num_workers=2, chunk_bytes=3000)
+    path.write_text(json.dumps(records)[:-2000])
+    with pytest.raises(ResultFileError, match='not closed'):
+        read_result_file(path, ground_truth, True, num_workers=2, chunk_bytes=3000)

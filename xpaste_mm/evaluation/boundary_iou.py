@@ -12,6 +12,7 @@ the same pixels as on the full image, at a fraction of the cost.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -42,14 +43,52 @@ class Boundary:
         return cls(0, 0, np.zeros((0, 0), bool), 0)
 
 
+def rle_counts(counts: bytes) -> np.ndarray:
+    """Run lengths (int64) of a compressed COCO RLE string, decoded as pycocotools' ``rleFrString``.
+
+    Each value is 5-bit groups, low first, in chars ``48 + group`` (bit 0x20: more groups follow;
+    bit 0x10 of the last group: negative); from the fourth value on, values are deltas to the value
+    two places earlier.
+    """
+    chars = np.frombuffer(counts, np.uint8).astype(np.int64) - 48
+    last = np.flatnonzero((chars & 0x20) == 0)
+    first = np.r_[0, last[:-1] + 1]
+    group = np.arange(len(chars)) - np.repeat(first, last - first + 1)
+    values = np.add.reduceat((chars & 0x1F) << (5 * group), first) if len(chars) else np.zeros(0, np.int64)
+    negative = (chars[last] & 0x10) != 0
+    values[negative] |= -1 << (5 * (group[last][negative] + 1))
+    runs = values.copy()
+    runs[1::2] = np.cumsum(values[1::2])  # index >= 3 adds the value two places earlier
+    runs[2::2] = np.cumsum(values[2::2])
+    return runs
+
+
+def decode_crop(rle: dict, x: int, y: int, w: int, h: int) -> np.ndarray:
+    """``decode(rle)[y:y + h, x:x + w]`` (uint8) without decoding the whole image."""
+    height = int(rle['size'][0])
+    counts = rle['counts']
+    runs = rle_counts(counts.encode() if isinstance(counts, str) else counts)
+    ends = np.cumsum(runs)
+    low, high = x * height, (x + w) * height  # the crop's columns, as column-major pixel indices
+    clipped = np.clip(ends, low, high)
+    lengths = np.diff(clipped, prepend=low)
+    values = (np.arange(len(runs)) % 2).astype(np.uint8)  # runs alternate background, foreground
+    columns = np.repeat(values, lengths).reshape(w, height)
+    return np.ascontiguousarray(columns.T[y:y + h])
+
+
+@functools.lru_cache(maxsize=64)
+def _square(radius: int) -> np.ndarray:
+    return np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
+
+
 def mask_boundary(rle: dict, radius: int) -> Boundary:
     """Boundary of one compressed RLE mask (``{'size': [h, w], 'counts': ...}``) for erosion ``radius``."""
     x, y, w, h = (int(v) for v in mask_utils.toBbox(rle))
     if w == 0 or h == 0:
         return Boundary.empty()
-    crop = np.ascontiguousarray(mask_utils.decode(rle)[y:y + h, x:x + w])
-    kernel = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
-    eroded = cv2.erode(crop, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    crop = decode_crop(rle, x, y, w, h)
+    eroded = cv2.erode(crop, _square(radius), borderType=cv2.BORDER_CONSTANT, borderValue=0)
     pixels = crop > eroded
     return Boundary(x, y, pixels, int(np.count_nonzero(pixels)))
 

@@ -16,10 +16,12 @@ and boundary-iou-api's area ranges (see :mod:`.boundary_iou` and :func:`area_ran
 """
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from types import ModuleType, SimpleNamespace
 
@@ -53,6 +55,22 @@ def default_num_workers() -> int:
             or multiprocessing.current_process().daemon):
         return 1
     return max(1, min(8, len(os.sched_getaffinity(0))))
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector.
+
+    Reading and evaluation allocate millions of short-lived containers without cycles; the
+    collector's repeated scans of them cost ~40% of the time, and reference counting frees them.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 @dataclass
@@ -148,10 +166,11 @@ def _evaluate_category(core: ModuleType, gt: LVISGroundTruth, task: _Task, categ
 def _evaluate_shard(core: ModuleType, gt: LVISGroundTruth, task: _Task, categories: list[int]):
     precision = -np.ones((len(IOU_THRESHOLDS), len(RECALL_THRESHOLDS), len(categories), len(AREA_RANGES)))
     recall = -np.ones((len(IOU_THRESHOLDS), len(categories), len(AREA_RANGES)))
-    for j, category in enumerate(categories):
-        result = _evaluate_category(core, gt, task, category)
-        if result is not None:
-            precision[:, :, j, :], recall[:, j, :] = result
+    with paused_gc():
+        for j, category in enumerate(categories):
+            result = _evaluate_category(core, gt, task, category)
+            if result is not None:
+                precision[:, :, j, :], recall[:, j, :] = result
     return precision, recall
 
 

@@ -53,12 +53,13 @@ def evaluate_result_files(gt: str | os.PathLike | LVISGroundTruth,
     per_type = result_file_per_type(results, iou_types)
     if not isinstance(gt, LVISGroundTruth):
         gt = LVISGroundTruth.from_file(gt)
+    usable = default_num_workers()
+    workers = usable if num_workers is None else max(1, min(num_workers, usable))
     needs_masks = {path: any(p == path and t in MASK_IOU_TYPES for t, p in per_type.items())
                    for path in per_type.values()}
-    read = {path: read_result_file(path, gt, with_masks, progress=progress)[0]
+    read = {path: read_result_file(path, gt, with_masks, num_workers=workers, progress=progress)[0]
             for path, with_masks in needs_masks.items()}
     detections = {t: read[path] for t, path in per_type.items()}
-    workers = default_num_workers() if num_workers is None else num_workers
     return evaluate_lvis(gt, detections, num_workers=workers, progress=progress)
 
 

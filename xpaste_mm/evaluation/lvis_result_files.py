@@ -14,8 +14,11 @@ are errors naming the record.
 """
 from __future__ import annotations
 
+import itertools
 import json
+import multiprocessing
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from operator import itemgetter
@@ -25,7 +28,13 @@ import numpy as np
 import pycocotools.mask as mask_utils
 from tqdm import tqdm
 
+try:  # optional: parses result files about twice as fast as json
+    import orjson
+except ImportError:
+    orjson = None
+
 from .lvis_detections import LVISDetections, PackedRLE, evaluated_detections
+from .lvis_fast_eval import paused_gc
 from .lvis_ground_truth import LVISGroundTruth, pair_keys
 
 #: Bytes of JSON parsed at once.
@@ -34,7 +43,7 @@ CHUNK_BYTES = 1 << 25
 # pycocotools' area() sizes a uint8 array by the number of masks: more than 255 overflow on numpy 2.
 _AREA_BATCH = 255
 _QUOTE, _BACKSLASH = ord('"'), ord('\\')
-_OPENERS, _CLOSERS = (ord('{'), ord('[')), (ord('}'), ord(']'))
+_OPEN, _CLOSE = ord('{'), ord('}')
 
 
 class ResultFileError(ValueError):
@@ -57,30 +66,36 @@ def _string_quotes(data: np.ndarray) -> np.ndarray:
     return np.setdiff1d(quotes, drop, assume_unique=True)
 
 
-def _record_ends(data: np.ndarray) -> tuple[np.ndarray, int]:
-    """Ends (inclusive) of the complete top-level elements in ``data`` and where the list closes.
+def _record_ends(data: np.ndarray) -> np.ndarray:
+    """Ends (inclusive) of the complete top-level objects in ``data``.
 
-    ``data`` starts inside the top-level list, outside any element. Returns (ends, close) with
-    ``close`` = position of the list's ``]`` or -1 when not in ``data``.
+    ``data`` starts inside the top-level list, between elements. Only braces outside strings count,
+    so the scan is a few vectorised passes over the bytes.
     """
     quotes = _string_quotes(data)
-    structural = np.flatnonzero(np.isin(data, _OPENERS + _CLOSERS))
-    structural = structural[np.searchsorted(quotes, structural) % 2 == 0]  # outside strings
-    depth = np.cumsum(np.where(np.isin(data[structural], _OPENERS), 1, -1))
-    closes = np.flatnonzero(depth < 0)
-    close = int(structural[closes[0]]) if len(closes) else -1
-    ends = structural[(depth == 0) & np.isin(data[structural], _CLOSERS)]
-    if close >= 0:
-        ends = ends[ends < close]
-    return ends, close
+    braces = np.flatnonzero((data == _OPEN) | (data == _CLOSE))
+    braces = braces[np.searchsorted(quotes, braces) % 2 == 0]  # outside strings
+    closing = data[braces] == _CLOSE
+    depth = np.cumsum(np.where(closing, -1, 1), dtype=np.int64)
+    return braces[closing & (depth == 0)]
 
 
-def iter_record_chunks(path: str | os.PathLike, chunk_bytes: int = CHUNK_BYTES,
-                       progress: bool = False) -> Iterator[list]:
-    """Yield the elements of the JSON list in ``path`` in order, as lists of about ``chunk_bytes``."""
+@dataclass
+class _Text:
+    """Whole records of a result file as a JSON list: ``first`` is the index of its first record."""
+
+    text: bytes
+    offset: int  # byte position of text[1] in the file
+    first: int
+
+
+def iter_text_chunks(path: str | os.PathLike, chunk_bytes: int = CHUNK_BYTES,
+                     progress: bool = False) -> Iterator[_Text]:
+    """Split the JSON list in ``path`` into JSON lists of whole records, about ``chunk_bytes`` each."""
     size = os.path.getsize(path)
     bar = tqdm(total=size, unit='B', unit_scale=True, desc=f'reading {os.path.basename(path)}',
                disable=not progress, leave=False)
+    count = 0
     with open(path, 'rb') as f:
         head = f.read(chunk_bytes)
         start = len(head) - len(head.lstrip())
@@ -94,30 +109,46 @@ def iter_record_chunks(path: str | os.PathLike, chunk_bytes: int = CHUNK_BYTES,
                 wanted = chunk_bytes - len(buffer)
                 more = f.read(wanted)
                 buffer, eof = buffer + more, len(more) < wanted
-            ends, close = _record_ends(np.frombuffer(buffer, np.uint8))
-            if close < 0 and len(ends) == 0:  # no complete record yet: a record longer than a chunk
-                more = b'' if eof else f.read(chunk_bytes)
-                if not more:
-                    raise ResultFileError(f'{path}: the JSON list is not closed (file truncated?)')
+            ends = _record_ends(np.frombuffer(buffer, np.uint8))
+            if len(ends) == 0 and not eof:  # no complete record yet: a record longer than a chunk
+                more = f.read(chunk_bytes)
                 buffer, eof = buffer + more, len(more) < chunk_bytes
                 continue
-            cut = close if close >= 0 else int(ends[-1]) + 1
+            cut = int(ends[-1]) + 1 if len(ends) else 0
             text = buffer[:cut].strip().lstrip(b',')
             if text:
-                try:
-                    records = json.loads(b'[' + text + b']')
-                except json.JSONDecodeError as error:
-                    raise ResultFileError(f'{path}: invalid JSON near byte {offset + error.pos}: '
-                                          f'{error.msg}') from None
-                yield records
+                yield _Text(b'[' + text + b']', offset, count)
+                count += len(ends)
             bar.update(cut)
-            if close >= 0:
-                if buffer[close + 1:].strip() or f.read(1024).strip():
-                    raise ResultFileError(f'{path}: unexpected data after the JSON list '
-                                          f'(byte {offset + close + 1})')
-                break
             buffer, offset = buffer[cut:], offset + cut
+            if eof:  # every complete record has been cut off
+                break
+        rest = buffer.strip()
+        if rest != b']':
+            problem = ('the JSON list is not closed (file truncated?)' if not rest.endswith(b']') else
+                       f'unexpected data after the last record (byte {offset}): {rest[:40]!r}')
+            raise ResultFileError(f'{path}: {problem}')
     bar.close()
+
+
+def parse_text(path: str | os.PathLike, chunk: _Text) -> list:
+    """The records of one text chunk (orjson when installed; Python's json also reads NaN)."""
+    if orjson is not None:
+        try:
+            return orjson.loads(chunk.text)
+        except orjson.JSONDecodeError:
+            pass  # e.g. NaN scores, which the record checks name; or invalid JSON, reported below
+    try:
+        return json.loads(chunk.text)
+    except json.JSONDecodeError as error:
+        raise ResultFileError(f'{path}: invalid JSON near byte {chunk.offset + error.pos - 1}: '
+                              f'{error.msg}') from None
+
+
+def iter_record_chunks(path: str | os.PathLike, chunk_bytes: int = CHUNK_BYTES) -> Iterator[list]:
+    """Yield the elements of the JSON list in ``path`` in order, as lists of about ``chunk_bytes``."""
+    for chunk in iter_text_chunks(path, chunk_bytes):
+        yield parse_text(path, chunk)
 
 
 @dataclass
@@ -133,23 +164,22 @@ class _Chunk:
 class _ChunkReader:
     """Turns record chunks into arrays, with lvis-api's box/area rule fixed by the first record."""
 
-    def __init__(self, path: str, gt: LVISGroundTruth, with_masks: bool):
-        self.path, self.gt, self.with_masks = str(path), gt, with_masks
-        self.box_from_mask: bool | None = None
-        self.count = 0
+    def __init__(self, path: str, gt: LVISGroundTruth, with_masks: bool, box_from_mask: bool):
+        self.path, self.gt, self.with_masks, self.box_from_mask = str(path), gt, with_masks, box_from_mask
+        self.first = 0  # file index of the chunk's first record
         self.federated_keys = np.union1d(gt.present_pairs, gt.negative_pairs)
 
     def fail(self, index: int, record, problem: str) -> NoReturn:
         shown = {k: record[k] for k in ('image_id', 'category_id', 'score') if k in record} \
             if isinstance(record, dict) else record
-        raise ResultFileError(f'{self.path}: record #{self.count + index} {shown}: {problem}')
+        raise ResultFileError(f'{self.path}: record #{self.first + index} {shown}: {problem}')
 
     def _first_bad(self, records: list, check) -> NoReturn:
         for i, record in enumerate(records):
             problem = check(record)
             if problem:
                 self.fail(i, record, problem)
-        raise ResultFileError(f'{self.path}: records #{self.count}-#{self.count + len(records) - 1} '
+        raise ResultFileError(f'{self.path}: records #{self.first}-#{self.first + len(records) - 1} '
                               'are malformed')  # not reached: check finds the record
 
     @staticmethod
@@ -247,15 +277,22 @@ class _ChunkReader:
             self._rle(i, records[i], int(heights[i]), int(widths[i]))
         return PackedRLE.from_rles(rles)
 
-    def read(self, records: list) -> _Chunk:
-        if self.box_from_mask is None and records:
-            if not isinstance(records[0], dict):
-                self.fail(0, records[0], self._field_problem(records[0], 'image_id', 'int'))
-            self.box_from_mask = 'bbox' not in records[0]
-            if self.box_from_mask and not self.with_masks:
-                self.fail(0, records[0], 'has no bbox (and bbox evaluation needs one)')
-            if self.box_from_mask and 'segmentation' not in records[0]:
-                self.fail(0, records[0], 'has neither bbox nor segmentation')
+    def first_record(self, record) -> None:
+        """Check the first record of the file, which decides where boxes and areas come from."""
+        if not isinstance(record, dict):
+            self.fail(0, record, self._field_problem(record, 'image_id', 'int'))
+        if self.box_from_mask and not self.with_masks:
+            self.fail(0, record, 'has no bbox (and bbox evaluation needs one)')
+        if self.box_from_mask and 'segmentation' not in record:
+            self.fail(0, record, 'has neither bbox nor segmentation')
+
+    def read(self, chunk: _Text) -> _Chunk:
+        """Arrays of one chunk of records (checked; masks only kept where lvis-api evaluates them)."""
+        with paused_gc():
+            return self._read(parse_text(self.path, chunk), chunk.first)
+
+    def _read(self, records: list, first: int) -> _Chunk:
+        self.first = first
         gt = self.gt
         image_index = self._index(records, self._column(records, 'image_id', 'int', np.int64),
                                   gt.image_ids, 'image id')
@@ -281,21 +318,65 @@ class _ChunkReader:
                     bboxes[federated] = mask_utils.toBbox(kept)
                     areas[federated] = np.concatenate([mask_utils.area(kept[i:i + _AREA_BATCH])
                                                        for i in range(0, len(kept), _AREA_BATCH)])
-        self.count += len(records)
         return _Chunk(image_index, category_index, scores, bboxes, areas, masks)
 
 
+# Set before the reading workers fork; read by them.
+_READER: dict = {}
+
+
+def _read_forked(chunk: _Text) -> _Chunk:
+    return _READER['reader'].read(chunk)
+
+
+def _bounded(items: Iterator, slots: threading.Semaphore) -> Iterator:
+    for item in items:
+        slots.acquire()
+        yield item
+
+
+def _read_chunks(reader: _ChunkReader, texts: Iterator[_Text], num_workers: int) -> list[_Chunk]:
+    """Parse and convert text chunks, in ``num_workers`` forked processes (at most 3 chunks each queued)."""
+    if num_workers <= 1:
+        return [reader.read(text) for text in texts]
+    slots = threading.Semaphore(3 * num_workers)  # bounds the text read ahead of the workers
+    _READER['reader'] = reader
+    chunks = []
+    try:
+        with multiprocessing.get_context('fork').Pool(num_workers) as pool:
+            for chunk in pool.imap(_read_forked, _bounded(texts, slots)):
+                slots.release()
+                chunks.append(chunk)
+    finally:
+        _READER.clear()
+    return chunks
+
+
 def read_result_file(path: str | os.PathLike, gt: LVISGroundTruth, with_masks: bool,
-                     chunk_bytes: int = CHUNK_BYTES, progress: bool = False) -> tuple[LVISDetections, int]:
+                     num_workers: int = 1, chunk_bytes: int = CHUNK_BYTES,
+                     progress: bool = False) -> tuple[LVISDetections, int]:
     """Detections lvis-api would evaluate from a result file, and the number of records in it.
 
-    ``with_masks``: read and check ``segmentation`` (for segm / boundary). Raises
-    :class:`ResultFileError` naming the record for bad input.
+    ``with_masks``: read and check ``segmentation`` (for segm / boundary). ``num_workers`` > 1
+    parses chunks in that many forked processes. Raises :class:`ResultFileError` naming the record
+    for bad input.
     """
+    path = str(path)
     if not os.path.isfile(path):
         raise ResultFileError(f'result file {path} does not exist')
-    reader = _ChunkReader(str(path), gt, with_masks)
-    chunks = [reader.read(records) for records in iter_record_chunks(path, chunk_bytes, progress)]
+    texts = iter_text_chunks(path, chunk_bytes, progress)
+    first = next(texts, None)
+    head = None
+    if first is not None:  # lvis-api: the first record decides where boxes and areas come from
+        try:
+            head = json.JSONDecoder().raw_decode(first.text[1:].decode())[0]
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            head = None  # reported with its position when the chunk is parsed
+    reader = _ChunkReader(path, gt, with_masks, box_from_mask=isinstance(head, dict) and 'bbox' not in head)
+    if head is not None:
+        reader.first_record(head)
+    chunks = [] if first is None else _read_chunks(reader, itertools.chain([first], texts), num_workers)
+    count = sum(len(c.scores) for c in chunks)
 
     def joined(field: str, empty: np.ndarray) -> np.ndarray:
         return np.concatenate([getattr(c, field) for c in chunks] + [empty])
@@ -318,4 +399,4 @@ def read_result_file(path: str | os.PathLike, gt: LVISGroundTruth, with_masks: b
                                 category_index=every.category_index[kept],
                                 scores=every.scores[kept], bboxes=every.bboxes[kept],
                                 area=None if every.area is None else every.area[kept], masks=masks)
-    return detections, reader.count
+    return detections, count
