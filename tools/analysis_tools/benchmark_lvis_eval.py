@@ -259,12 +259,12 @@ class _Blocker:  # the standalone evaluator runs as in an environment without mm
 def _run_files(name: str, gt_path: str, results_path: str, num_workers: int, cpu_seconds) -> tuple:
     """lvis-api or the standalone evaluator on the result file; (load s, eval s, cpu s, recorded)."""
     recorded = {}
-    start = time.perf_counter()
     if name == 'lvis_api_files':
         import lvis
 
         from xpaste_mm.compat.lvis_numpy import patch_lvis_for_numpy2
         patch_lvis_for_numpy2()
+        start = time.perf_counter()
         gt = lvis.LVIS(gt_path)
         loaded, cpu_start = time.perf_counter(), cpu_seconds()
         for task in TASKS:
@@ -279,6 +279,7 @@ def _run_files(name: str, gt_path: str, results_path: str, num_workers: int, cpu
         sys.meta_path.insert(0, namespace['_Blocker']())
         from xpaste_mm.evaluation import LVISGroundTruth, evaluate_result_files
 
+        start = time.perf_counter()
         gt = LVISGroundTruth.from_file(gt_path)
         loaded, cpu_start = time.perf_counter(), cpu_seconds()
         tasks = FILE_TASKS[name]

@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         gt = LVISGroundTruth.from_file(args.gt)
         outputs = evaluate_result_files(gt, results, args.iou_type, num_workers=args.workers,
                                         progress=not args.no_progress)
-    except (ResultFileError, ValueError, FileNotFoundError) as error:
+    except (ResultFileError, ValueError, FileNotFoundError, RuntimeError) as error:  # bad input, no core
         print(f'xpaste-lvis-eval: error: {error}', file=sys.stderr)
         return 2
     report: dict = {}
