@@ -16,12 +16,10 @@ and boundary-iou-api's area ranges (see :mod:`.boundary_iou` and :func:`area_ran
 """
 from __future__ import annotations
 
-import gc
 import multiprocessing
 import os
 import sys
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import ModuleType, SimpleNamespace
 
@@ -30,6 +28,7 @@ import pycocotools.mask as mask_utils
 from tqdm import tqdm
 
 from .boundary_iou import boundary_ap_ious
+from .fast_json import paused_gc
 from .lvis_detections import MAX_DETS_PER_IMAGE, LVISDetections, evaluated_detections
 from .lvis_ground_truth import LVISGroundTruth, pair_keys
 from .lvis_summary import AREA_RANGES, IOU_THRESHOLDS, RECALL_THRESHOLDS, LVISEvalOutput, summarize
@@ -55,22 +54,6 @@ def default_num_workers() -> int:
             or multiprocessing.current_process().daemon):
         return 1
     return max(1, min(8, len(os.sched_getaffinity(0))))
-
-
-@contextmanager
-def paused_gc() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector.
-
-    Reading and evaluation allocate millions of short-lived containers without cycles; the
-    collector's repeated scans of them cost ~40% of the time, and reference counting frees them.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 @dataclass

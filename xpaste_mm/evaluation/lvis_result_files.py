@@ -28,13 +28,8 @@ import numpy as np
 import pycocotools.mask as mask_utils
 from tqdm import tqdm
 
-try:  # optional: parses result files about twice as fast as json
-    import orjson
-except ImportError:
-    orjson = None
-
+from .fast_json import loads, paused_gc
 from .lvis_detections import LVISDetections, PackedRLE, evaluated_detections
-from .lvis_fast_eval import paused_gc
 from .lvis_ground_truth import LVISGroundTruth, pair_keys
 
 #: Bytes of JSON parsed at once.
@@ -132,14 +127,9 @@ def iter_text_chunks(path: str | os.PathLike, chunk_bytes: int = CHUNK_BYTES,
 
 
 def parse_text(path: str | os.PathLike, chunk: _Text) -> list:
-    """The records of one text chunk (orjson when installed; Python's json also reads NaN)."""
-    if orjson is not None:
-        try:
-            return orjson.loads(chunk.text)
-        except orjson.JSONDecodeError:
-            pass  # e.g. NaN scores, which the record checks name; or invalid JSON, reported below
+    """The records of one text chunk."""
     try:
-        return json.loads(chunk.text)
+        return loads(chunk.text)
     except json.JSONDecodeError as error:
         raise ResultFileError(f'{path}: invalid JSON near byte {chunk.offset + error.pos - 1}: '
                               f'{error.msg}') from None
