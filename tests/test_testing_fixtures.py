@@ -44,12 +44,15 @@ def test_metadata_files_and_paths_only_index(tmp_path):
 
 
 def test_lvis_eval_data_is_cached_and_complete(tmp_path):
-    gt_path, pred_path = generate_lvis_eval_data(3, None, seed=0, out_dir=tmp_path)
+    gt_path, results_path, pred_path = generate_lvis_eval_data(3, None, seed=0, out_dir=tmp_path)
     gt = json.loads(gt_path.read_text())
     predictions = pickle.loads(pred_path.read_bytes())
     assert len(gt['categories']) == NUM_CATEGORIES and len(gt['images']) == 3
     assert [len(p['scores']) for p in predictions] == [DETS_PER_IMAGE] * 3
-    assert generate_lvis_eval_data(3, None, seed=0, out_dir=tmp_path) == (gt_path, pred_path)
+    records = json.loads(results_path.read_text())
+    assert len(records) == 3 * DETS_PER_IMAGE and {r['image_id'] for r in records} == {1, 2, 3}
+    assert {r['category_id'] for r in records} <= {c['id'] for c in gt['categories']}
+    assert generate_lvis_eval_data(3, None, seed=0, out_dir=tmp_path) == (gt_path, results_path, pred_path)
 
 
 @pytest.mark.parametrize('name', ['benchmark_lvis_eval', 'benchmark_model', 'benchmark_paste',

@@ -63,16 +63,31 @@ class PackedRLE:
     def rles(self, indices: Sequence[int]) -> list[dict]:
         return [self.rle(i) for i in indices]
 
+    def subset(self, indices: np.ndarray) -> PackedRLE:
+        """The masks at ``indices`` (in that order), in a new buffer."""
+        starts, ends = self.offsets[indices].tolist(), self.offsets[np.asarray(indices) + 1].tolist()
+        lengths = np.asarray(ends, dtype=np.int64) - np.asarray(starts, dtype=np.int64)
+        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        counts = self.counts
+        return PackedRLE(b''.join([counts[a:b] for a, b in zip(starts, ends)]), offsets,
+                         self.sizes[indices].reshape(-1, 2))
+
 
 @dataclass
 class LVISDetections:
-    """Detections of one task (bbox or segm) in input order; boxes ``[x, y, w, h]`` pixels."""
+    """Detections of one task (bbox or segm) in input order; boxes ``[x, y, w, h]`` pixels.
+
+    ``area`` (pixels^2) is only given when it is not the box's ``w * h`` (lvis-api uses the mask area
+    for result files whose first record has no box).
+    """
 
     image_index: np.ndarray  # (N,) int32 index into LVISGroundTruth.image_ids
     category_index: np.ndarray  # (N,) int32 index into LVISGroundTruth.category_ids
     scores: np.ndarray  # (N,) float64
     bboxes: np.ndarray  # (N, 4) float64
     masks: PackedRLE | None = None
+    area: np.ndarray | None = None  # (N,) float64
 
     def __post_init__(self):
         n = len(self.scores)
@@ -88,8 +103,8 @@ class LVISDetections:
 
     @property
     def areas(self) -> np.ndarray:
-        """``w * h`` of each box (pixels^2): the area lvis-api gives every detection."""
-        return self.bboxes[:, 2] * self.bboxes[:, 3]
+        """Area lvis-api gives each detection (pixels^2): ``w * h`` of its box unless ``area`` is set."""
+        return self.bboxes[:, 2] * self.bboxes[:, 3] if self.area is None else self.area
 
 
 def top_per_image(image_index: np.ndarray, scores: np.ndarray,

@@ -10,6 +10,9 @@ The C++ core gets exactly what lvis-api evaluates (see :mod:`.lvis_detections`):
 to 300 per image, zero-area and non-federated ones dropped, the not-exhaustive mark, lvis-api's
 parameters, IoUs from pycocotools with detections in stable score order. Precision and recall then
 equal lvis-api's up to 1 ulp (lvis-api adds 2.2e-16 to the precision denominator).
+
+``'boundary'`` (Boundary AP) is evaluated like segm with ``min(mask IoU, boundary IoU)`` as the IoU
+and boundary-iou-api's area ranges (see :mod:`.boundary_iou` and :func:`area_ranges`).
 """
 from __future__ import annotations
 
@@ -24,11 +27,14 @@ import numpy as np
 import pycocotools.mask as mask_utils
 from tqdm import tqdm
 
+from .boundary_iou import boundary_ap_ious
+from .fast_json import paused_gc
 from .lvis_detections import MAX_DETS_PER_IMAGE, LVISDetections, evaluated_detections
 from .lvis_ground_truth import LVISGroundTruth, pair_keys
 from .lvis_summary import AREA_RANGES, IOU_THRESHOLDS, RECALL_THRESHOLDS, LVISEvalOutput, summarize
 
-IOU_TYPES = ('bbox', 'segm')
+IOU_TYPES = ('bbox', 'segm', 'boundary')
+MASK_IOU_TYPES = ('segm', 'boundary')
 
 
 def faster_coco_eval_core() -> ModuleType | None:
@@ -65,8 +71,8 @@ class _Task:
 def _prepare_task(gt: LVISGroundTruth, iou_type: str, detections: LVISDetections) -> _Task:
     if iou_type not in IOU_TYPES:
         raise ValueError(f'iou_type must be one of {IOU_TYPES}, got {iou_type!r}')
-    if iou_type == 'segm' and detections.masks is None:
-        raise ValueError('segm evaluation needs detections with masks')
+    if iou_type in MASK_IOU_TYPES and detections.masks is None:
+        raise ValueError(f'{iou_type} evaluation needs detections with masks')
     kept = evaluated_detections(detections, gt, MAX_DETS_PER_IMAGE)
     order = np.lexsort((kept, detections.image_index[kept], detections.category_index[kept]))
     rows = kept[order]
@@ -84,9 +90,22 @@ def _pair_ious(task: _Task, gt: LVISGroundTruth, det_rows: np.ndarray, gt_rows: 
     crowd = [0] * num_gt
     if task.iou_type == 'bbox':
         ious = mask_utils.iou(task.detections.bboxes[det_rows], gt.ann_bbox[gt_rows], crowd)
-    else:
+    elif task.iou_type == 'segm':
         ious = mask_utils.iou(task.detections.masks.rles(det_rows.tolist()), gt_rles, crowd)
+    else:
+        ious = boundary_ap_ious(task.detections.masks.rles(det_rows.tolist()), gt_rles)
     return ious.tolist()
+
+
+def area_ranges(iou_type: str) -> list[list[float]]:
+    """Area ranges as the C++ core compares them (``area < low or area > high`` is out of range).
+
+    boundary-iou-api's LVIS evaluation counts ``area >= high`` as out of range (lvis-api:
+    ``area > high``); for boundary the upper bounds are lowered to the next smaller double.
+    """
+    if iou_type != 'boundary':
+        return [list(r) for r in AREA_RANGES]
+    return [[low, float(np.nextafter(high, -np.inf))] for low, high in AREA_RANGES]
 
 
 def _evaluate_category(core: ModuleType, gt: LVISGroundTruth, task: _Task, category: int):
@@ -101,7 +120,7 @@ def _evaluate_category(core: ModuleType, gt: LVISGroundTruth, task: _Task, categ
     images = np.union1d(gt_images, det_images)
     gt_lo, gt_hi = np.searchsorted(gt_images, images, 'left'), np.searchsorted(gt_images, images, 'right')
     dt_lo, dt_hi = np.searchsorted(det_images, images, 'left'), np.searchsorted(det_images, images, 'right')
-    gt_rles = gt.rles(range(gt_start, gt_end)) if task.iou_type == 'segm' else None
+    gt_rles = gt.rles(range(gt_start, gt_end)) if task.iou_type in MASK_IOU_TYPES else None
     gt_ids = gt.ann_ids[gt_start:gt_end].tolist()
     gt_areas = gt.ann_area[gt_start:gt_end].tolist()
     gt_ignore = gt.ann_ignore[gt_start:gt_end].tolist()
@@ -121,7 +140,7 @@ def _evaluate_category(core: ModuleType, gt: LVISGroundTruth, task: _Task, categ
         ious.append([_pair_ious(task, gt, rows, slice(gt_start + gt_lo[k], gt_start + gt_hi[k]), pair_rles)])
 
     params = SimpleNamespace(iouThrs=IOU_THRESHOLDS.tolist(), recThrs=RECALL_THRESHOLDS.tolist(),
-                             maxDets=[MAX_DETS_PER_IMAGE], areaRng=[list(r) for r in AREA_RANGES],
+                             maxDets=[MAX_DETS_PER_IMAGE], areaRng=area_ranges(task.iou_type),
                              useCats=1, catIds=[category], imgIds=images.tolist())
     out = core.COCOevalEvaluateAccumulate(params, ious, gt_set, det_set, images.tolist(), [category], True)
     return out['precision'][:, :, 0, :, 0], out['recall'][:, 0, :, 0]
@@ -130,10 +149,11 @@ def _evaluate_category(core: ModuleType, gt: LVISGroundTruth, task: _Task, categ
 def _evaluate_shard(core: ModuleType, gt: LVISGroundTruth, task: _Task, categories: list[int]):
     precision = -np.ones((len(IOU_THRESHOLDS), len(RECALL_THRESHOLDS), len(categories), len(AREA_RANGES)))
     recall = -np.ones((len(IOU_THRESHOLDS), len(categories), len(AREA_RANGES)))
-    for j, category in enumerate(categories):
-        result = _evaluate_category(core, gt, task, category)
-        if result is not None:
-            precision[:, :, j, :], recall[:, j, :] = result
+    with paused_gc():
+        for j, category in enumerate(categories):
+            result = _evaluate_category(core, gt, task, category)
+            if result is not None:
+                precision[:, :, j, :], recall[:, j, :] = result
     return precision, recall
 
 
@@ -165,7 +185,7 @@ def _run_forked_shard(index: int):
 
 def evaluate_lvis(gt: LVISGroundTruth, detections: Mapping[str, LVISDetections], num_workers: int = 1,
                   progress: bool = True) -> dict[str, LVISEvalOutput]:
-    """Evaluate detections per iou type (``{'bbox': ..., 'segm': ...}``) like lvis-api's ``LVISEval``.
+    """Evaluate detections per iou type (``{'bbox': ..., 'segm': ..., 'boundary': ...}``) like lvis-api.
 
     ``num_workers`` > 1 forks that many processes (Linux); categories are evaluated in shards.
     """

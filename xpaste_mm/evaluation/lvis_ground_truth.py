@@ -8,7 +8,6 @@ matching. Boxes are ``[x, y, w, h]`` in pixels, as in the file.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Sequence
@@ -16,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pycocotools.mask as mask_utils
+
+from .fast_json import loads, paused_gc
 
 #: lvis-api's frequency groups, in the order of its ``img_count_lbl``.
 FREQUENCY_GROUPS = ('r', 'c', 'f')
@@ -76,9 +77,8 @@ class LVISGroundTruth:
     @classmethod
     def from_file(cls, path: str | os.PathLike) -> LVISGroundTruth:
         """Read an LVIS v1 annotation json file."""
-        with open(path, encoding='utf-8') as f:
-            data = json.load(f)
-        return cls.from_dict(data, source=str(path))
+        with open(path, 'rb') as f, paused_gc():
+            return cls.from_dict(loads(f.read()), source=str(path))
 
     @classmethod
     def from_dict(cls, data: dict, source: str = '<dict>') -> LVISGroundTruth:

@@ -4,10 +4,12 @@
 ``lvis_v1_train_cat_info.json`` when given, else a synthetic long tail with LVIS's group sizes), ~6
 categories and ~12 polygon instances per image (some crowded images), neg / not-exhaustive lists, and
 300 detections per image in mmdet's result format (jittered hits, duplicates, confusions, background
-boxes, a few zero-area boxes) with float32 x1y1x2y2 pixel boxes, scores and RLE masks.
+boxes, a few zero-area boxes) with float32 x1y1x2y2 pixel boxes, scores and RLE masks, also written as
+one lvis-api results JSON.
 """
 from __future__ import annotations
 
+import json
 import pickle
 from pathlib import Path
 
@@ -16,7 +18,7 @@ import pycocotools.mask as mask_utils
 from tqdm import tqdm
 
 from ..categories import read_category_list
-from ..utils.io import atomic_write_bytes, atomic_write_json
+from ..utils.io import atomic_write, atomic_write_bytes, atomic_write_json
 
 NUM_CATEGORIES = 1203
 LVIS_GROUP_SIZES = {'r': 337, 'c': 461, 'f': 405}  # LVIS v1 categories per frequency group
@@ -136,16 +138,33 @@ def make_eval_image(rng, index, categories, weights, forced_category):
     return record, annotations, prediction
 
 
-def generate_lvis_eval_data(num_images: int, cat_info: str | None, seed: int,
-                            out_dir: Path) -> tuple[Path, Path]:
-    """Write the ground-truth JSON and the predictions pickle (a list of mmdet result dicts) under
-    ``out_dir``; files already written for the same arguments are reused."""
+def result_records(prediction: dict, category_ids: list[int]) -> list[dict]:
+    """One image's predictions as lvis-api result records (box xywh and RLE mask in one record, as
+    detectron2 writes them); ``category_ids[label]`` is the category id of a label."""
+    boxes = prediction['bboxes'].astype(np.float64)
+    boxes[:, 2:] -= boxes[:, :2]
+    return [dict(image_id=prediction['img_id'], category_id=category_ids[int(label)], bbox=box,
+                 score=float(score), segmentation=dict(size=rle['size'], counts=rle['counts'].decode()))
+            for box, score, label, rle in zip(boxes.tolist(), prediction['scores'].tolist(),
+                                              prediction['labels'], prediction['masks'])]
+
+
+def generate_lvis_eval_data(num_images: int, cat_info: str | None, seed: int, out_dir: Path,
+                            with_pickle: bool = True) -> tuple[Path, Path, Path]:
+    """Write ``(ground-truth JSON, lvis-api results JSON, predictions pickle)`` under ``out_dir``.
+
+    The pickle (a list of mmdet result dicts, for ``FastLVISMetric``/mmdet's metric) is written only
+    ``with_pickle``; the results JSON is streamed image by image, never held in memory. Files already
+    written for the same arguments are reused.
+    """
     tag = f'{num_images}_{seed}_{"real" if cat_info and Path(cat_info).is_file() else "synthetic"}'
     gt_path, pred_path = out_dir / f'lvis_gt_{tag}.json', out_dir / f'lvis_preds_{tag}.pkl'
-    if gt_path.is_file() and pred_path.is_file():
-        return gt_path, pred_path
+    results_path = out_dir / f'lvis_results_{tag}.json'
+    if gt_path.is_file() and results_path.is_file() and (pred_path.is_file() or not with_pickle):
+        return gt_path, results_path, pred_path
     rng = np.random.default_rng(seed)
     categories = lvis_like_categories(cat_info, rng)
+    category_ids = [c['id'] for c in categories]
     weights = np.array([c['image_count'] for c in categories], dtype=np.float64)
     weights /= weights.sum()
     # Like LVIS val, (nearly) every category occurs somewhere: each is forced into one random image.
@@ -153,13 +172,24 @@ def generate_lvis_eval_data(num_images: int, cat_info: str | None, seed: int,
     for category, image in enumerate(rng.integers(0, num_images, size=len(categories))):
         forced.setdefault(int(image), []).append(category)
     images, annotations, predictions = [], [], []
-    for index in tqdm(range(num_images), desc='generating synthetic LVIS'):
-        extra = forced.get(index)
-        record, anns, prediction = make_eval_image(rng, index, categories, weights,
-                                                   np.array(extra) if extra else None)
-        images.append(record)
-        annotations.extend(anns)
-        predictions.append(prediction)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    def write_results(tmp: str) -> None:
+        with open(tmp, 'w', encoding='utf-8') as results_file:
+            results_file.write('[')
+            for index in tqdm(range(num_images), desc='generating synthetic LVIS'):
+                extra = forced.get(index)
+                record, anns, prediction = make_eval_image(rng, index, categories, weights,
+                                                           np.array(extra) if extra else None)
+                images.append(record)
+                annotations.extend(anns)
+                text = json.dumps(result_records(prediction, category_ids))[1:-1]
+                results_file.write((', ' if index and text else '') + text)
+                if with_pickle:
+                    predictions.append(prediction)
+            results_file.write(']')
+
+    atomic_write(results_path, write_results)
     for ann_id, ann in enumerate(annotations, start=1):
         ann['id'] = ann_id
     gt = dict(info=dict(description='synthetic LVIS v1 val-like benchmark data'), licenses=[],
@@ -167,7 +197,7 @@ def generate_lvis_eval_data(num_images: int, cat_info: str | None, seed: int,
               categories=[{'id': c['id'], 'name': c['name'], 'frequency': c['frequency'],
                            'image_count': c['image_count'], 'synonyms': [c['name']], 'synset': '', 'def': ''}
                           for c in categories])
-    out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(gt_path, gt)
-    atomic_write_bytes(pred_path, pickle.dumps(predictions, protocol=pickle.HIGHEST_PROTOCOL))
-    return gt_path, pred_path
+    if with_pickle:
+        atomic_write_bytes(pred_path, pickle.dumps(predictions, protocol=pickle.HIGHEST_PROTOCOL))
+    return gt_path, results_path, pred_path

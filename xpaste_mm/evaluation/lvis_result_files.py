@@ -1,0 +1,392 @@
+"""Read COCO-style LVIS result files (any framework) into compact, validated :class:`LVISDetections`.
+
+A result file is a JSON list of records ``{"image_id", "category_id", "score", "bbox": [x, y, w, h]
+(pixels), "segmentation": RLE dict (compressed or uncompressed) or polygons}``, lvis-api's input.
+The file is parsed in chunks of whole records, so memory holds one chunk of Python objects at a
+time; masks are only kept for detections that lvis-api can evaluate (category annotated in the
+image or in its ``neg_category_ids``), and only those evaluated after the 300-per-image cap survive.
+
+lvis-api's rules kept here: the area of a detection is ``w * h`` of its box when the FIRST record
+has a ``bbox``, else the mask area (and the box is the mask's bounding box); see
+:mod:`.lvis_detections` for the cap, zero-area and federated rules. Unlike lvis-api, unknown
+category ids, malformed boxes, NaN scores, short polygons and mask sizes that differ from the image
+are errors naming the record.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import multiprocessing
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from operator import itemgetter
+from typing import NoReturn
+
+import numpy as np
+import pycocotools.mask as mask_utils
+from tqdm import tqdm
+
+from .fast_json import loads, paused_gc
+from .lvis_detections import LVISDetections, PackedRLE, evaluated_detections
+from .lvis_ground_truth import LVISGroundTruth, pair_keys
+
+#: Bytes of JSON parsed at once.
+CHUNK_BYTES = 1 << 25
+
+# pycocotools' area() sizes a uint8 array by the number of masks: more than 255 overflow on numpy 2.
+_AREA_BATCH = 255
+_QUOTE, _BACKSLASH = ord('"'), ord('\\')
+_OPEN, _CLOSE = ord('{'), ord('}')
+
+
+class ResultFileError(ValueError):
+    """A result file that cannot be evaluated; the message names the file and the record."""
+
+
+def _string_quotes(data: np.ndarray) -> np.ndarray:
+    """Positions of the quotes that open or close JSON strings (not escaped ones)."""
+    quotes = np.flatnonzero(data == _QUOTE)
+    escaped = quotes[(quotes > 0) & (data[np.maximum(quotes - 1, 0)] == _BACKSLASH)]
+    if len(escaped) == 0:
+        return quotes
+    drop = []
+    for q in escaped.tolist():  # rare: count the backslashes before the quote
+        run = 0
+        while q - run - 1 >= 0 and data[q - run - 1] == _BACKSLASH:
+            run += 1
+        if run % 2:
+            drop.append(q)
+    return np.setdiff1d(quotes, drop, assume_unique=True)
+
+
+def _record_ends(data: np.ndarray) -> np.ndarray:
+    """Ends (inclusive) of the complete top-level objects in ``data``.
+
+    ``data`` starts inside the top-level list, between elements. Only braces outside strings count,
+    so the scan is a few vectorised passes over the bytes.
+    """
+    quotes = _string_quotes(data)
+    braces = np.flatnonzero((data == _OPEN) | (data == _CLOSE))
+    braces = braces[np.searchsorted(quotes, braces) % 2 == 0]  # outside strings
+    closing = data[braces] == _CLOSE
+    depth = np.cumsum(np.where(closing, -1, 1), dtype=np.int64)
+    return braces[closing & (depth == 0)]
+
+
+@dataclass
+class _Text:
+    """Whole records of a result file as a JSON list: ``first`` is the index of its first record."""
+
+    text: bytes
+    offset: int  # byte position of text[1] in the file
+    first: int
+
+
+def iter_text_chunks(path: str | os.PathLike, chunk_bytes: int = CHUNK_BYTES,
+                     progress: bool = False) -> Iterator[_Text]:
+    """Split the JSON list in ``path`` into JSON lists of whole records, about ``chunk_bytes`` each."""
+    size = os.path.getsize(path)
+    bar = tqdm(total=size, unit='B', unit_scale=True, desc=f'reading {os.path.basename(path)}',
+               disable=not progress, leave=False)
+    count = 0
+    with open(path, 'rb') as f:
+        head = f.read(chunk_bytes)
+        start = len(head) - len(head.lstrip())
+        if head[start:start + 1] != b'[':
+            raise ResultFileError(f'{path}: a result file must hold a JSON list of detection records '
+                                  f'([{{"image_id": ..., "category_id": ..., "score": ..., "bbox": ...}}, '
+                                  f'...]); it starts with {head[start:start + 40]!r}')
+        buffer, offset, eof = head[start + 1:], start + 1, len(head) < chunk_bytes
+        while True:
+            if len(buffer) < chunk_bytes and not eof:  # top the buffer up to one chunk
+                wanted = chunk_bytes - len(buffer)
+                more = f.read(wanted)
+                buffer, eof = buffer + more, len(more) < wanted
+            ends = _record_ends(np.frombuffer(buffer, np.uint8))
+            if len(ends) == 0 and not eof:  # no complete record yet: a record longer than a chunk
+                more = f.read(chunk_bytes)
+                buffer, eof = buffer + more, len(more) < chunk_bytes
+                continue
+            cut = int(ends[-1]) + 1 if len(ends) else 0
+            text = buffer[:cut].strip().lstrip(b',')
+            if text:
+                yield _Text(b'[' + text + b']', offset, count)
+                count += len(ends)
+            bar.update(cut)
+            buffer, offset = buffer[cut:], offset + cut
+            if eof:  # every complete record has been cut off
+                break
+        rest = buffer.strip()
+        if rest != b']':
+            problem = ('the JSON list is not closed (file truncated?)' if not rest.endswith(b']') else
+                       f'unexpected data after the last record (byte {offset}): {rest[:40]!r}')
+            raise ResultFileError(f'{path}: {problem}')
+    bar.close()
+
+
+def parse_text(path: str | os.PathLike, chunk: _Text) -> list:
+    """The records of one text chunk."""
+    try:
+        return loads(chunk.text)
+    except json.JSONDecodeError as error:
+        raise ResultFileError(f'{path}: invalid JSON near byte {chunk.offset + error.pos - 1}: '
+                              f'{error.msg}') from None
+
+
+def iter_record_chunks(path: str | os.PathLike, chunk_bytes: int = CHUNK_BYTES) -> Iterator[list]:
+    """Yield the elements of the JSON list in ``path`` in order, as lists of about ``chunk_bytes``."""
+    for chunk in iter_text_chunks(path, chunk_bytes):
+        yield parse_text(path, chunk)
+
+
+@dataclass
+class _Chunk:
+    image_index: np.ndarray
+    category_index: np.ndarray
+    scores: np.ndarray
+    bboxes: np.ndarray
+    areas: np.ndarray | None
+    masks: PackedRLE | None
+
+
+class _ChunkReader:
+    """Turns record chunks into arrays, with lvis-api's box/area rule fixed by the first record."""
+
+    def __init__(self, path: str, gt: LVISGroundTruth, with_masks: bool, box_from_mask: bool):
+        self.path, self.gt, self.with_masks, self.box_from_mask = str(path), gt, with_masks, box_from_mask
+        self.first = 0  # file index of the chunk's first record
+        self.federated_keys = np.union1d(gt.present_pairs, gt.negative_pairs)
+
+    def fail(self, index: int, record, problem: str) -> NoReturn:
+        shown = {k: record[k] for k in ('image_id', 'category_id', 'score') if k in record} \
+            if isinstance(record, dict) else record
+        raise ResultFileError(f'{self.path}: record #{self.first + index} {shown}: {problem}')
+
+    def _first_bad(self, records: list, check) -> NoReturn:
+        for i, record in enumerate(records):
+            problem = check(record)
+            if problem:
+                self.fail(i, record, problem)
+        raise ResultFileError(f'{self.path}: records #{self.first}-#{self.first + len(records) - 1} '
+                              'are malformed')  # not reached: check finds the record
+
+    @staticmethod
+    def _field_problem(record, field: str, kind: str) -> str | None:
+        if not isinstance(record, dict):
+            return f'is a {type(record).__name__}, expected an object with image_id, category_id, score'
+        if field not in record:
+            return f'has no {field!r} (got fields {sorted(record)})'
+        value = record[field]
+        if kind == 'int' and (isinstance(value, bool) or not isinstance(value, int)):
+            return f'{field} must be an integer, got {value!r}'
+        if kind == 'number' and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            return f'{field} must be a number, got {value!r}'
+        if kind == 'box' and not (isinstance(value, list) and len(value) == 4
+                                  and all(isinstance(v, (int, float)) for v in value)):
+            return f'bbox must be 4 numbers [x, y, w, h], got {value!r}'
+        return None
+
+    def _column(self, records: list, field: str, kind: str, dtype) -> np.ndarray:
+        try:
+            values = list(map(itemgetter(field), records))
+            if kind == 'box':
+                array = np.array(values, dtype=dtype)
+                if array.shape != (len(records), 4):
+                    raise ValueError
+            else:
+                if not all(type(v) is int or (kind == 'number' and type(v) is float) for v in values):
+                    raise TypeError
+                array = np.fromiter(values, dtype=dtype, count=len(values))
+            return array
+        except (KeyError, TypeError, ValueError, IndexError, OverflowError):
+            self._first_bad(records, lambda r: self._field_problem(r, field, kind))
+
+    def _index(self, records: list, ids: np.ndarray, known: np.ndarray, what: str) -> np.ndarray:
+        position = np.searchsorted(known, ids).clip(max=max(len(known) - 1, 0))
+        unknown = known[position] != ids if len(known) else np.ones(len(ids), bool)
+        if unknown.any():
+            first = int(np.argmax(unknown))
+            hint = ''
+            if unknown.mean() > 0.5:
+                hint = (f' {int(unknown.sum())} of {len(ids)} records in this part of the file name unknown '
+                        f'{what}s: the results were probably made for another annotation set than '
+                        f'{self.gt.source}.')
+            self.fail(first, records[first], f'{what} {int(ids[first])} is not in {self.gt.source}.{hint}')
+        return position.astype(np.int32)
+
+    def _rle(self, index: int, record: dict, height: int, width: int) -> dict:
+        """Compressed RLE of one record's segmentation, checked against the image size."""
+        segmentation = record.get('segmentation')
+        if isinstance(segmentation, dict) and 'counts' in segmentation and 'size' in segmentation:
+            if list(segmentation['size']) != [height, width]:
+                self.fail(index, record, f'mask size {segmentation["size"]} differs from the image size '
+                                         f'[{height}, {width}] (height, width) in {self.gt.source}')
+            if isinstance(segmentation['counts'], list):
+                return mask_utils.frPyObjects(segmentation, height, width)
+            if isinstance(segmentation['counts'], (str, bytes)):
+                return segmentation
+        elif (isinstance(segmentation, list) and segmentation
+              and all(isinstance(p, list) for p in segmentation)):
+            for polygon in segmentation:
+                if len(polygon) < 6 or len(polygon) % 2:
+                    self.fail(index, record, f'polygon with {len(polygon)} coordinates: a polygon needs at '
+                                             'least 3 points (x1, y1, x2, y2, x3, y3, ...)')
+                if not all(isinstance(v, (int, float)) and v == v for v in polygon):
+                    self.fail(index, record, 'polygon coordinates must be numbers')
+            return mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
+        self.fail(index, record, 'segmentation must be an RLE {"size": [h, w], "counts": ...} or a list '
+                                 f'of polygons, got {type(segmentation).__name__}')
+
+    def _masks(self, records: list, federated: np.ndarray, heights: np.ndarray,
+               widths: np.ndarray) -> PackedRLE:
+        """Compressed RLEs of the federated records (others: empty placeholders), all checked."""
+        try:
+            segmentations = list(map(itemgetter('segmentation'), records))
+        except (KeyError, TypeError):
+            self._first_bad(records, lambda r: None if isinstance(r, dict) and 'segmentation' in r else
+                            'has no segmentation (segm / boundary evaluation needs masks)')
+        if all(type(s) is dict and type(s.get('counts')) is str for s in segmentations):  # fast path
+            try:
+                sizes = np.array([s['size'] for s in segmentations], dtype=np.int64)
+            except (KeyError, TypeError, ValueError):
+                sizes = np.zeros((0, 2), np.int64)
+            expected = np.stack([heights, widths], axis=1)
+            if sizes.shape == expected.shape and (sizes == expected).all():
+                counts = [s['counts'].encode() if keep else b''
+                          for s, keep in zip(segmentations, federated.tolist())]
+                lengths = np.fromiter(map(len, counts), dtype=np.int64, count=len(counts))
+                offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+                np.cumsum(lengths, out=offsets[1:])
+                return PackedRLE(b''.join(counts), offsets, np.where(federated[:, None], sizes, 0))
+        placeholder = {'size': [0, 0], 'counts': b''}
+        rles = [self._rle(i, record, int(heights[i]), int(widths[i])) if keep else placeholder
+                for i, (record, keep) in enumerate(zip(records, federated.tolist()))]
+        for i in np.flatnonzero(~federated).tolist():  # still check the masks that are not evaluated
+            self._rle(i, records[i], int(heights[i]), int(widths[i]))
+        return PackedRLE.from_rles(rles)
+
+    def first_record(self, record) -> None:
+        """Check the first record of the file, which decides where boxes and areas come from."""
+        if not isinstance(record, dict):
+            self.fail(0, record, self._field_problem(record, 'image_id', 'int'))
+        if self.box_from_mask and not self.with_masks:
+            self.fail(0, record, 'has no bbox (and bbox evaluation needs one)')
+        if self.box_from_mask and 'segmentation' not in record:
+            self.fail(0, record, 'has neither bbox nor segmentation')
+
+    def read(self, chunk: _Text) -> _Chunk:
+        """Arrays of one chunk of records (checked; masks only kept where lvis-api evaluates them)."""
+        with paused_gc():
+            return self._read(parse_text(self.path, chunk), chunk.first)
+
+    def _read(self, records: list, first: int) -> _Chunk:
+        self.first = first
+        gt = self.gt
+        image_index = self._index(records, self._column(records, 'image_id', 'int', np.int64),
+                                  gt.image_ids, 'image id')
+        category_index = self._index(records, self._column(records, 'category_id', 'int', np.int64),
+                                     gt.category_ids, 'category id')
+        scores = self._column(records, 'score', 'number', np.float64)
+        if np.isnan(scores).any():
+            first = int(np.argmax(np.isnan(scores)))
+            self.fail(first, records[first], 'score is NaN')
+        bboxes = None if self.box_from_mask else self._column(records, 'bbox', 'box', np.float64)
+        areas, masks = None, None
+        if self.with_masks:
+            keys = pair_keys(image_index, category_index, gt.num_categories)
+            known = self.federated_keys
+            position = np.searchsorted(known, keys).clip(max=max(len(known) - 1, 0))
+            federated = known[position] == keys if len(known) else keys < 0
+            masks = self._masks(records, federated, gt.image_heights[image_index],
+                                gt.image_widths[image_index])
+            if self.box_from_mask:
+                bboxes, areas = np.zeros((len(records), 4)), np.zeros(len(records))
+                kept = masks.rles(np.flatnonzero(federated).tolist())
+                if kept:
+                    bboxes[federated] = mask_utils.toBbox(kept)
+                    areas[federated] = np.concatenate([mask_utils.area(kept[i:i + _AREA_BATCH])
+                                                       for i in range(0, len(kept), _AREA_BATCH)])
+        return _Chunk(image_index, category_index, scores, bboxes, areas, masks)
+
+
+# Set before the reading workers fork; read by them.
+_READER: dict = {}
+
+
+def _read_forked(chunk: _Text) -> _Chunk:
+    return _READER['reader'].read(chunk)
+
+
+def _bounded(items: Iterator, slots: threading.Semaphore) -> Iterator:
+    for item in items:
+        slots.acquire()
+        yield item
+
+
+def _read_chunks(reader: _ChunkReader, texts: Iterator[_Text], num_workers: int) -> list[_Chunk]:
+    """Parse and convert text chunks, in ``num_workers`` forked processes (at most 3 chunks each queued)."""
+    if num_workers <= 1:
+        return [reader.read(text) for text in texts]
+    slots = threading.Semaphore(3 * num_workers)  # bounds the text read ahead of the workers
+    _READER['reader'] = reader
+    chunks = []
+    try:
+        with multiprocessing.get_context('fork').Pool(num_workers) as pool:
+            for chunk in pool.imap(_read_forked, _bounded(texts, slots)):
+                slots.release()
+                chunks.append(chunk)
+    finally:
+        _READER.clear()
+    return chunks
+
+
+def read_result_file(path: str | os.PathLike, gt: LVISGroundTruth, with_masks: bool,
+                     num_workers: int = 1, chunk_bytes: int = CHUNK_BYTES,
+                     progress: bool = False) -> tuple[LVISDetections, int]:
+    """Detections lvis-api would evaluate from a result file, and the number of records in it.
+
+    ``with_masks``: read and check ``segmentation`` (for segm / boundary). ``num_workers`` > 1
+    parses chunks in that many forked processes. Raises :class:`ResultFileError` naming the record
+    for bad input.
+    """
+    path = str(path)
+    if not os.path.isfile(path):
+        raise ResultFileError(f'result file {path} does not exist')
+    texts = iter_text_chunks(path, chunk_bytes, progress)
+    first = next(texts, None)
+    head = None
+    if first is not None:  # lvis-api: the first record decides where boxes and areas come from
+        try:
+            head = json.JSONDecoder().raw_decode(first.text[1:].decode())[0]
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            head = None  # reported with its position when the chunk is parsed
+    reader = _ChunkReader(path, gt, with_masks, box_from_mask=isinstance(head, dict) and 'bbox' not in head)
+    if head is not None:
+        reader.first_record(head)
+    chunks = [] if first is None else _read_chunks(reader, itertools.chain([first], texts), num_workers)
+    count = sum(len(c.scores) for c in chunks)
+
+    def joined(field: str, empty: np.ndarray) -> np.ndarray:
+        return np.concatenate([getattr(c, field) for c in chunks] + [empty])
+
+    every = LVISDetections(image_index=joined('image_index', np.zeros(0, np.int32)),
+                           category_index=joined('category_index', np.zeros(0, np.int32)),
+                           scores=joined('scores', np.zeros(0)), bboxes=joined('bboxes', np.zeros((0, 4))),
+                           area=joined('areas', np.zeros(0)) if reader.box_from_mask else None)
+    kept = evaluated_detections(every, gt)
+    masks = None
+    if with_masks:  # subset chunk by chunk, freeing the full buffers as we go
+        bounds = np.cumsum([0] + [len(c.scores) for c in chunks])
+        parts = []
+        for k in range(len(chunks)):
+            rows = kept[(kept >= bounds[k]) & (kept < bounds[k + 1])] - bounds[k]
+            parts.append(chunks[k].masks.subset(rows))
+            chunks[k] = None
+        masks = PackedRLE.concatenate(parts)
+    detections = LVISDetections(image_index=every.image_index[kept],
+                                category_index=every.category_index[kept],
+                                scores=every.scores[kept], bboxes=every.bboxes[kept],
+                                area=None if every.area is None else every.area[kept], masks=masks)
+    return detections, count
