@@ -36,8 +36,6 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from xpaste_mm.testing.lvis_eval_data import DETS_PER_IMAGE, NUM_CATEGORIES, generate_lvis_eval_data
-
 TASKS = ('bbox', 'segm')
 MMDET_EVALUATORS = ('lvis_api', 'fast', 'faster_raw')
 #: On the result json: lvis-api itself, and the standalone evaluator (bbox + segm, or boundary).
@@ -63,7 +61,7 @@ def _raw_from_faster_library(gt_path: str, predictions: list[dict]) -> dict:
     for task in TASKS:
         evaluator = COCOeval_faster(gt, gt.loadRes(to_json_records(predictions, file_category_ids, task)),
                                     task, lvis_style=True, print_function=lambda *a: None)
-        evaluator.params.maxDets = [DETS_PER_IMAGE]
+        evaluator.params.maxDets = [300]  # lvis-api's detections per image
         evaluator.run()
         stats = evaluator.stats_as_dict
         raw[task] = ({names[k]: v for k, v in stats.items() if k in names},
@@ -246,6 +244,10 @@ def main(argv: list[str] | None = None) -> None:
     work_dir = Path(args.work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     with_pickle = any(name in MMDET_EVALUATORS for name in args.evaluators)
+    # Imported here: importing xpaste_mm registers mmdet, and the standalone evaluator's child process
+    # must start without mmdet/torch (this module is re-imported there).
+    from xpaste_mm.testing.lvis_eval_data import DETS_PER_IMAGE, NUM_CATEGORIES, generate_lvis_eval_data
+
     gt_path, results_path, pred_path = generate_lvis_eval_data(args.num_images, args.cat_info, args.seed,
                                                                work_dir, with_pickle)
     with open(gt_path) as f:
