@@ -39,13 +39,16 @@ METRIC_KEYS = ('bbox_AP', 'bbox_APr', 'bbox_APc', 'bbox_APf', 'segm_AP', 'segm_A
 
 
 def default_threads() -> int:
-    """torch/OpenMP threads per process: half the usable cores, at most 4 (1 on a 2-core machine).
+    """torch/OpenMP threads per process: the usable cores not already busy (1-minute load average),
+    at least 1 and at most 4.
 
-    The tiny demo models gain little from more threads and, on a busy machine, OpenMP threads that
-    spin-wait for descheduled peers make every iteration several times slower.
+    On an idle 2-core machine that is 2; with another CPU-bound job running it is 1, because OpenMP
+    threads spin-waiting for descheduled peers make every iteration several times slower (iterations
+    of 5-9 s instead of ~0.15 s were seen with 2 threads on a busy 2-core machine).
     """
     usable = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
-    return max(1, min(4, usable // 2))
+    busy = round(os.getloadavg()[0]) if hasattr(os, 'getloadavg') else 0
+    return max(1, min(4, usable - busy))
 
 
 @dataclass
@@ -83,6 +86,7 @@ def run_demo(options: DemoOptions) -> Path:
     out = Path(options.out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     _pin_threads(options.threads)
+    print(f'[demo] {options.threads} torch/OpenMP thread(s) per process (--threads to change)', flush=True)
     steps = (('data', _make_data), ('pool', _build_pool), ('previews', _paste_previews),
              ('train', _train), ('evaluate', _evaluate))
     results: dict = {}

@@ -24,8 +24,8 @@ def parse_args(argv=None) -> DemoOptions:
     parser.add_argument('--iters', type=int, help='training iterations (default 600, quick 12)')
     parser.add_argument('--num-train', type=int, help='synthetic training images')
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--threads', type=int, help='torch/OpenMP threads per process (default: half the '
-                                                    'usable cores, at most 4; 1 on a 2-core machine)')
+    parser.add_argument('--threads', type=int, help='torch/OpenMP threads per process (default: the usable '
+                                                    'cores not already busy, 1 to 4)')
     parser.add_argument('--clip-model', help='open_clip model name or local folder (default: tiny local)')
     parser.add_argument('--clip-pretrained', help='open_clip pretrained tag, e.g. openai')
     parser.add_argument('--segmenter', action='append', dest='segmenters',
