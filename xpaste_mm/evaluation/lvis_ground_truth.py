@@ -16,10 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import pycocotools.mask as mask_utils
 
+from ..categories import FREQUENCY_GROUPS  # r, c, f: also lvis-api's order of ``img_count_lbl``
 from .fast_json import loads, paused_gc
-
-#: lvis-api's frequency groups, in the order of its ``img_count_lbl``.
-FREQUENCY_GROUPS = ('r', 'c', 'f')
 
 
 def _require(record: dict, field: str, where: str):
