@@ -173,11 +173,12 @@ class XPasteCopyPaste(BaseTransform):
                       'use the average size prior. Recompute it with `xpaste-pool stats` on the training '
                       'annotations.', logger='current', level=logging.WARNING)
         self.category_ids = dataset_ids
-        weights = _resolve_weights(category_weights, ann_categories, stats_file)
+        frequencies = _frequencies(ann_categories, stats_file)  # read once, used twice
+        weights = _resolve_weights(category_weights, frequencies)
         self.pool = InstancePool.from_file(pool_file, dataset_ids, category_weights=weights,
                                            cache_size_mb=cache_size_mb, check_files=check_files)
         self._size_mean, self._size_std = self._size_prior_arrays(size_prior)
-        self.label_groups = label_frequency_groups(dataset_ids, _frequencies(ann_categories, stats_file))
+        self.label_groups = label_frequency_groups(dataset_ids, frequencies)
 
     def _size_prior_arrays(self, prior: dict[int, tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
         """Mean/std of relative size per usable pool category; categories without statistics (or with
@@ -324,9 +325,9 @@ def _frequencies(ann_categories: list[dict] | None, stats_file: str) -> dict[int
     return load_frequencies(stats_file)
 
 
-def _resolve_weights(weights: Mapping | None, ann_categories: list[dict] | None,
-                     stats_file: str) -> dict[int, float] | None:
-    """Turn ``{category id or 'r'/'c'/'f': weight}`` into ``{category id: weight}``."""
+def _resolve_weights(weights: Mapping | None, frequency: Mapping[int, str | None]) -> dict[int, float] | None:
+    """Turn ``{category id or 'r'/'c'/'f': weight}`` into ``{category id: weight}`` given
+    ``{category id: frequency group}``."""
     if not weights:
         return None
     groups = {k: float(v) for k, v in weights.items() if isinstance(k, str)}
@@ -337,7 +338,6 @@ def _resolve_weights(weights: Mapping | None, ann_categories: list[dict] | None,
     if unknown:
         raise ValueError(f'category_weights keys {unknown} are neither category ids nor one of '
                          f'{FREQUENCY_GROUPS}')
-    frequency = _frequencies(ann_categories, stats_file)
     if not any(f in FREQUENCY_GROUPS for f in frequency.values()):
         raise ValueError('category_weights by frequency group need category frequencies: pass ann_file '
                          '(LVIS) or a category_stats.json written by `xpaste-pool stats` as stats_file')
