@@ -49,6 +49,7 @@ def _raw_from_faster_library(gt_path: str, predictions: list[dict]) -> dict:
     """faster-coco-eval's own LVIS mode on mmdet's result records (what the library alone gives)."""
     from faster_coco_eval import COCO, COCOeval_faster
 
+    from xpaste_mm.evaluation.lvis_detections import MAX_DETS_PER_IMAGE
     from xpaste_mm.evaluation.lvis_ground_truth import LVISGroundTruth
     from xpaste_mm.evaluation.lvis_results import to_json_records
 
@@ -61,7 +62,7 @@ def _raw_from_faster_library(gt_path: str, predictions: list[dict]) -> dict:
     for task in TASKS:
         evaluator = COCOeval_faster(gt, gt.loadRes(to_json_records(predictions, file_category_ids, task)),
                                     task, lvis_style=True, print_function=lambda *a: None)
-        evaluator.params.maxDets = [300]  # lvis-api's detections per image
+        evaluator.params.maxDets = [MAX_DETS_PER_IMAGE]
         evaluator.run()
         stats = evaluator.stats_as_dict
         raw[task] = ({names[k]: v for k, v in stats.items() if k in names},
@@ -69,12 +70,13 @@ def _raw_from_faster_library(gt_path: str, predictions: list[dict]) -> dict:
     return raw
 
 
-_BLOCKER = """
-class _Blocker:  # the standalone evaluator runs as in an environment without mmdet / mmengine / torch
+class _Blocker:
+    """Import finder refusing mmdet / mmengine / mmcv / torch: the standalone evaluator runs as in an
+    environment without them."""
+
     def find_spec(self, name, path=None, target=None):
         if name.split('.')[0] in ('mmdet', 'mmengine', 'mmcv', 'torch', 'torchvision'):
             raise ModuleNotFoundError(name)
-"""
 
 
 def _run_files(name: str, gt_path: str, results_path: str, num_workers: int, cpu_seconds) -> tuple:
@@ -95,9 +97,7 @@ def _run_files(name: str, gt_path: str, results_path: str, num_workers: int, cpu
                               evaluator.eval['recall'])
             del evaluator
     else:
-        namespace: dict = {}
-        exec(_BLOCKER, namespace)
-        sys.meta_path.insert(0, namespace['_Blocker']())
+        sys.meta_path.insert(0, _Blocker())
         from xpaste_mm.evaluation import LVISGroundTruth, evaluate_result_files
 
         start = time.perf_counter()

@@ -183,16 +183,22 @@ def _run_forked_shard(index: int):
     return (task_index, categories) + _evaluate_shard(state['core'], state['gt'], task, categories)
 
 
+def require_core():
+    """faster-coco-eval's C++ core, or a ``RuntimeError`` naming the install command."""
+    core = faster_coco_eval_core()
+    if core is None:
+        raise RuntimeError('faster-coco-eval (with its C++ core) is not installed: '
+                           'pip install faster-coco-eval')
+    return core
+
+
 def evaluate_lvis(gt: LVISGroundTruth, detections: Mapping[str, LVISDetections], num_workers: int = 1,
                   progress: bool = True) -> dict[str, LVISEvalOutput]:
     """Evaluate detections per iou type (``{'bbox': ..., 'segm': ..., 'boundary': ...}``) like lvis-api.
 
     ``num_workers`` > 1 forks that many processes (Linux); categories are evaluated in shards.
     """
-    core = faster_coco_eval_core()
-    if core is None:
-        raise RuntimeError('faster-coco-eval (with its C++ core) is not installed: '
-                           'pip install faster-coco-eval')
+    core = require_core()
     tasks = [_prepare_task(gt, iou_type, dets) for iou_type, dets in detections.items()]
     num_workers = max(1, min(num_workers, default_num_workers()))
     shards = [(t, cats) for t, task in enumerate(tasks)

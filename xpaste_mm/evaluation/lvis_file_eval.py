@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from .lvis_fast_eval import IOU_TYPES, MASK_IOU_TYPES, default_num_workers, evaluate_lvis
+from .lvis_fast_eval import IOU_TYPES, MASK_IOU_TYPES, default_num_workers, evaluate_lvis, require_core
 from .lvis_ground_truth import LVISGroundTruth
 from .lvis_result_files import read_result_file
 from .lvis_summary import LVISEvalOutput, category_ap
@@ -51,12 +51,14 @@ def evaluate_result_files(gt: str | os.PathLike | LVISGroundTruth,
         ResultFileError: bad records (the message names the file and record).
     """
     per_type = result_file_per_type(results, iou_types)
+    require_core()  # before reading what may be gigabytes of results
     if not isinstance(gt, LVISGroundTruth):
         gt = LVISGroundTruth.from_file(gt)
     usable = default_num_workers()
     workers = usable if num_workers is None else max(1, min(num_workers, usable))
-    needs_masks = {path: any(p == path and t in MASK_IOU_TYPES for t, p in per_type.items())
-                   for path in per_type.values()}
+    needs_masks: dict[str, bool] = {}
+    for iou_type, path in per_type.items():
+        needs_masks[path] = needs_masks.get(path, False) or iou_type in MASK_IOU_TYPES
     read = {path: read_result_file(path, gt, with_masks, num_workers=workers, progress=progress)[0]
             for path, with_masks in needs_masks.items()}
     detections = {t: read[path] for t, path in per_type.items()}
