@@ -15,7 +15,6 @@ Standard library only at import time, so it runs on any interpreter.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import traceback
 from collections.abc import Callable
@@ -54,11 +53,15 @@ def _tail(exc: BaseException, lines: int = 8) -> str:
     return '\n'.join('    ' + line for line in formatted[-lines:])
 
 
+class MmcvNeedsReinstall(RuntimeError):
+    """mmcv is the wrong version, or a CPU-only build on a host that wants CUDA ops: reinstalling fixes it."""
+
+
 def check_mmcv(version: str, need_cuda_ops: bool) -> None:
     """mmcv of ``version`` whose compiled ops load and compute (and CUDA ops when wanted)."""
     import mmcv
     if mmcv.__version__ != version:
-        raise RuntimeError(f'mmcv {mmcv.__version__} is installed, {version} is required')
+        raise MmcvNeedsReinstall(f'mmcv {mmcv.__version__} is installed, {version} is required')
     import torch
     from mmcv.ops import RoIAlign, get_compiling_cuda_version, nms
     boxes = torch.tensor([[0., 0., 10., 10.], [1., 1., 10., 10.], [20., 20., 30., 30.]])
@@ -71,7 +74,7 @@ def check_mmcv(version: str, need_cuda_ops: bool) -> None:
     if tuple(out.shape) != (1, 1, 2, 2):
         raise RuntimeError(f'mmcv.ops.RoIAlign returned shape {tuple(out.shape)}, expected (1, 1, 2, 2)')
     if need_cuda_ops and get_compiling_cuda_version() == 'not available':
-        raise RuntimeError('mmcv was built without CUDA ops on a machine with a GPU and nvcc')
+        raise MmcvNeedsReinstall('mmcv was built without CUDA ops on a machine with a GPU and nvcc')
 
 
 def check_stack() -> str:
@@ -104,21 +107,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--mmcv-version', default='2.1.0')
     parser.add_argument('--need-cuda-ops', action='store_true')
     parser.add_argument('--wheel-dir', help='the mmcv wheel cache folder, named in a stale-wheel diagnosis')
-    parser.add_argument('--quiet', action='store_true', help='print nothing when mmcv is simply absent')
     args = parser.parse_args(argv)
-    if args.quiet:
-        try:
-            import mmcv  # noqa: F401
-        except ModuleNotFoundError as exc:
-            if exc.name == 'mmcv':
-                return EXIT_MMCV_BROKEN
     ok, error = run_check('mmcv', lambda: check_mmcv(args.mmcv_version, args.need_cuda_ops), args.wheel_dir)
     if not ok:
         mmcv_itself = (isinstance(error, ImportError) and not (
             isinstance(error, ModuleNotFoundError) and error.name and not error.name.startswith('mmcv')))
-        # A wrong version or a CPU-only build on a GPU host: (re)installing mmcv fixes both.
-        reinstall = isinstance(error, RuntimeError) and re.match(r'mmcv (\S+ is installed|was built without)',
-                                                                 str(error))
+        reinstall = isinstance(error, MmcvNeedsReinstall)
         return EXIT_MMCV_BROKEN if (mmcv_itself or reinstall) else EXIT_FAILED
     if args.mmcv_only:
         return EXIT_OK

@@ -62,11 +62,12 @@ say "installing mmcv's runtime dependencies (mmengine, addict, opencv, pyyaml, y
   "pillow>=10" "numpy>=1.24,<3" || die "could not install mmcv's runtime dependencies"
 CHECK=("$PYTHON" "${REPO_ROOT}/tools/check_install.py" --mmcv-version "$MMCV_VERSION" --wheel-dir "$WHEEL_DIR")
 [ "$BUILD_CUDA" = 1 ] && CHECK+=(--need-cuda-ops)
-set +e; "${CHECK[@]}" --mmcv-only --quiet 2>/dev/null; mmcv_rc=$?; set -e
+# One check; its report is shown unless mmcv simply needs (re)installing (exit 3).
+set +e; mmcv_report=$("${CHECK[@]}" --mmcv-only 2>&1); mmcv_rc=$?; set -e
 if [ "$mmcv_rc" = 0 ]; then
   say "mmcv ${MMCV_VERSION} with compiled ops already works"
 elif [ "$mmcv_rc" != 3 ]; then
-  "${CHECK[@]}" --mmcv-only || true   # prints the exception and the diagnosis
+  printf '%s\n' "$mmcv_report" >&2
   die "mmcv ${MMCV_VERSION} is installed but cannot be used (see the diagnosis above)"
 else
   "${PIP[@]}" -q "setuptools>=64,<81" wheel ninja packaging \
