@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from xpaste_mm.datasets.crop_store import levels_paths, write_crop_levels
+from xpaste_mm.datasets.crop_store import CropLevels, levels_paths, write_crop_levels
 from xpaste_mm.datasets.pool_index import PoolIndex
 from xpaste_mm.utils.io import atomic_write_json, remove_temp_files
 
@@ -116,9 +116,11 @@ class FilterStage(Stage):
         logger.info(f'filter: {len(jobs)} of {summary.candidates} candidates pass the rule; cropping with '
                     f'{workers} worker(s)')
         pool_records = []
+        crops_changed = False
         for result in _run_jobs(jobs, workers):
             row = rows[result.job.category_id]
             if result.error is None:
+                crops_changed |= not result.reused
                 job = result.job
                 pool_records.append(dict(category_id=job.category_id, path=job.output, source=job.source,
                                          segmenter=job.segmenter, score=job.score, area=job.area,
@@ -136,8 +138,10 @@ class FilterStage(Stage):
         index = PoolIndex.from_records(pool_records, root=work.pool_dir, info=dict(
             rule=asdict(rule), segmenters=order, vocabulary=vocabulary.source))
         index.save(work.pool_index)
-        if options.crop_levels:
-            write_crop_levels(work.pool_index, workers=workers)
+        # Levels are rewritten only when a crop was (re)written or they do not match the index: a rerun
+        # that changes nothing decodes no crop.
+        if options.crop_levels and (crops_changed or CropLevels.open(work.pool_index, index) is None):
+            write_crop_levels(work.pool_index, workers=workers, context=crop_worker_context())
         _remove_stale_crops(work, {str(Path(r['path'])) for r in pool_records})
         atomic_write_json(work.build_summary, dict(
             rule=asdict(rule), segmenters=order, kept=summary.kept, candidates=summary.candidates,

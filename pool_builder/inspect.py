@@ -28,6 +28,10 @@ from .vocabulary import Vocabulary
 SPARK = '▁▂▃▄▅▆▇█'
 
 
+#: The report's files in its output folder, in the order of :class:`InspectionReport`'s path fields.
+REPORT_FILES = ('report.md', 'summary.json', 'score_histogram.png')
+
+
 @dataclass
 class InspectionReport:
     """Paths written by :func:`inspect_pool` and what it found."""
@@ -127,8 +131,7 @@ def inspect_pool(index_path: str | os.PathLike, out_dir: str | os.PathLike,
     finite = scores[np.isfinite(scores)]
     edges = (np.linspace(finite.min(), finite.max() + 1e-6, bins + 1) if finite.size
              else np.linspace(0, 1, bins + 1))
-    report = InspectionReport(report=out_dir / 'report.md', summary=out_dir / 'summary.json',
-                              histogram=out_dir / 'score_histogram.png')
+    report = InspectionReport(*(out_dir / name for name in REPORT_FILES))
     rows = []
     for cat_id in category_ids:
         start, stop = ranges.get(cat_id, (0, 0))
@@ -212,6 +215,9 @@ class InspectStage(Stage):
         options = self.options
         index = Path(options.index).expanduser() if options.index else self.work.pool_index
         out = self.work.resolve(str(Path(options.out).expanduser()))
-        for folder in (out, out / 'contact_sheets'):  # leftovers of an interrupted report
-            remove_temp_files(folder)
+        # Leftovers of an interrupted report: only its own files in ``out`` (a folder others may
+        # write, e.g. the work dir itself); contact_sheets/ is the report's alone.
+        for name in REPORT_FILES:
+            remove_temp_files(out, name)
+        remove_temp_files(out / 'contact_sheets')
         return inspect_pool(index, out, self.vocabulary, options.min_instances, options.per_sheet)

@@ -245,3 +245,20 @@ def test_build_pool_counts_degenerate_masks_as_drops_not_errors(tmp_path):
     summary = build_pool(work, vocab)
     assert summary.kept == 1 and summary.ok
     assert dict(summary.dropped) == {'degenerate_mask': 1}
+
+
+def test_crop_levels_are_rewritten_only_when_the_pool_changed(tmp_path):
+    from xpaste_mm.datasets.crop_store import levels_paths
+
+    scores = {(1, 'a'): {'grabcut': (25.0, 0.3)}, (1, 'b'): {'grabcut': (23.0, 0.3)}}
+    work, vocab, _ = _make_work(tmp_path, scores, {})
+    build_pool(work, vocab)
+    meta, _ = levels_paths(work.pool_index)
+    written = meta.stat().st_mtime_ns
+    build_pool(work, vocab)                                       # nothing changed: no crop decoded
+    assert meta.stat().st_mtime_ns == written
+    build_pool(work, vocab, FilterRule(min_clip=24, tolerance=0))  # other rows: levels follow the index
+    assert meta.stat().st_mtime_ns > written
+    written = meta.stat().st_mtime_ns
+    build_pool(work, vocab, FilterRule(min_clip=24, tolerance=0), overwrite=True)  # crops rewritten
+    assert meta.stat().st_mtime_ns > written

@@ -31,6 +31,7 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from multiprocessing import get_context
+from multiprocessing.context import BaseContext
 from pathlib import Path
 
 import cv2
@@ -155,10 +156,11 @@ def _make_levels(task: tuple[str, tuple[int, ...]]) -> tuple[tuple[int, int], li
 
 
 def write_crop_levels(index_path: str | os.PathLike, levels: Sequence[int] = DEFAULT_LEVELS,
-                      workers: int = 1, progress: bool = True) -> Path:
+                      workers: int = 1, progress: bool = True, context: BaseContext | None = None) -> Path:
     """Write the crop levels of the index at ``index_path`` (see the module docstring).
 
-    Every crop is decoded once (``workers`` processes); unreadable crops are recorded as such. The
+    Every crop is decoded once (``workers`` processes of ``context``, default ``fork``); unreadable
+    crops are recorded as such. The
     ``.bin`` and ``.npz`` are written atomically (a reader sees the old pair or the new one, and the
     ``.npz`` names the ``.bin`` size it was written with). Returns the ``.npz`` path.
     """
@@ -179,8 +181,9 @@ def write_crop_levels(index_path: str | os.PathLike, levels: Sequence[int] = DEF
         nonlocal unreadable
         offset = 0
         with open(tmp, 'wb') as out:
-            context = get_context('fork') if workers > 1 and os.name != 'nt' else None
-            pool = context.Pool(workers) if context else None
+            pool = None
+            if workers > 1 and (context is not None or os.name != 'nt'):
+                pool = (context or get_context('fork')).Pool(workers)
             results = pool.imap(_make_levels, tasks, chunksize=16) if pool else map(_make_levels, tasks)
             try:
                 for row, (size, images) in enumerate(tqdm(results, total=num, desc='crop levels',
