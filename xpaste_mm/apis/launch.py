@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import os
 import os.path as osp
-import sys
 
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
@@ -63,21 +62,17 @@ def _load_config(args: argparse.Namespace) -> Config:
     return cfg
 
 
-def _require_checkpoint(path: str, what: str) -> None:
-    """Exit with a clear message when a local checkpoint path does not exist (URLs are left to mmengine)."""
+def _require_checkpoint(parser: argparse.ArgumentParser, path: str, what: str) -> None:
+    """Exit with status 2 and usage (``parser.error``) when a local checkpoint path does not exist (URLs
+    are left to mmengine)."""
     if '://' not in path and not osp.isfile(path):
-        _bad_argument(f'{what} {path!r} does not exist (expected a .pth checkpoint file)')
-
-
-def _bad_argument(message: str) -> None:
-    """Exit with status 2 (as argparse does for bad arguments) and the message on stderr."""
-    print(f'error: {message}', file=sys.stderr)
-    raise SystemExit(2)
+        parser.error(f'{what} {path!r} does not exist (expected a .pth checkpoint file)')
 
 
 def train(argv: list[str] | None = None) -> Runner:
     """Parse ``argv`` like mmdet's ``tools/train.py``, build the runner and train."""
-    args = train_parser().parse_args(argv)
+    parser = train_parser()
+    args = parser.parse_args(argv)
     cfg = _load_config(args)
     if args.amp:
         wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
@@ -96,7 +91,7 @@ def train(argv: list[str] | None = None) -> Runner:
         cfg.resume = True
         cfg.load_from = None
     elif args.resume is not None:
-        _require_checkpoint(args.resume, '--resume')
+        _require_checkpoint(parser, args.resume, '--resume')
         cfg.resume = True
         cfg.load_from = args.resume
     runner = Runner.from_cfg(cfg)
@@ -106,11 +101,12 @@ def train(argv: list[str] | None = None) -> Runner:
 
 def test(argv: list[str] | None = None) -> dict:
     """Parse ``argv`` like mmdet's ``tools/test.py``, load the checkpoint and evaluate."""
-    args = test_parser().parse_args(argv)
+    parser = test_parser()
+    args = parser.parse_args(argv)
     # Bad arguments fail before the runner exists, so nothing (not even <work_dir>/logs) is created.
-    _require_checkpoint(args.checkpoint, 'checkpoint')
+    _require_checkpoint(parser, args.checkpoint, 'checkpoint')
     if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
-        _bad_argument(f'--out must be a .pkl/.pickle file, got {args.out}')
+        parser.error(f'--out must be a .pkl/.pickle file, got {args.out}')
     cfg = _load_config(args)
     cfg.load_from = args.checkpoint
     if args.show_dir:
