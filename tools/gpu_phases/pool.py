@@ -11,6 +11,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from pool_builder.torch_utils import torch_dtype
 from xpaste_mm.utils.io import build_folder_atomically
 
 from .context import PhaseContext
@@ -19,11 +20,6 @@ from .requirements import require_device, require_modules
 
 PROMPT = 'a photo of a single {}'
 NAMES = ('teddy_bear', 'traffic_light', 'mug', 'aerosol_can')
-
-
-def _auto_dtype(device: str) -> torch.dtype:
-    """The pool builder's ``dtype='auto'``: float16 on CUDA, float32 elsewhere."""
-    return torch.float16 if torch.device(device).type == 'cuda' else torch.float32
 
 
 def _images(count: int, size: int, seed: int) -> list[np.ndarray]:
@@ -118,7 +114,7 @@ def segment(ctx: PhaseContext) -> None:
     images = _images(s.segment_batch, size, s.seed)
     texts = [PROMPT.format(NAMES[i % len(NAMES)]) for i in range(len(images))]
     torch.manual_seed(s.seed)
-    net = SalientSwinNet(backbone, width).to(ctx.device, _auto_dtype(ctx.device)).eval()
+    net = SalientSwinNet(backbone, width).to(ctx.device, torch_dtype('auto', ctx.device)).eval()
     swin = 'tiny' if ctx.smoke else 'L'
     segmenters = (('clipseg', build_segmenter(dict(type='clipseg', model=str(clipseg_dir)), ctx.device),
                    clipseg_name),
