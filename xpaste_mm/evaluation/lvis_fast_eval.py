@@ -68,12 +68,14 @@ class _Task:
     areas: np.ndarray  # (N,) float64 box areas, pixels^2
 
 
-def _prepare_task(gt: LVISGroundTruth, iou_type: str, detections: LVISDetections) -> _Task:
+def _prepare_task(gt: LVISGroundTruth, iou_type: str, detections: LVISDetections,
+                  filtered: bool = False) -> _Task:
     if iou_type not in IOU_TYPES:
         raise ValueError(f'iou_type must be one of {IOU_TYPES}, got {iou_type!r}')
     if iou_type in MASK_IOU_TYPES and detections.masks is None:
         raise ValueError(f'{iou_type} evaluation needs detections with masks')
-    kept = evaluated_detections(detections, gt, MAX_DETS_PER_IMAGE)
+    kept = (np.arange(len(detections.scores)) if filtered
+            else evaluated_detections(detections, gt, MAX_DETS_PER_IMAGE))
     order = np.lexsort((kept, detections.image_index[kept], detections.category_index[kept]))
     rows = kept[order]
     starts = np.searchsorted(detections.category_index[rows], np.arange(gt.num_categories + 1))
@@ -193,13 +195,16 @@ def require_core():
 
 
 def evaluate_lvis(gt: LVISGroundTruth, detections: Mapping[str, LVISDetections], num_workers: int = 1,
-                  progress: bool = True) -> dict[str, LVISEvalOutput]:
+                  progress: bool = True, filtered: bool = False) -> dict[str, LVISEvalOutput]:
     """Evaluate detections per iou type (``{'bbox': ..., 'segm': ..., 'boundary': ...}``) like lvis-api.
 
     ``num_workers`` > 1 forks that many processes (Linux); categories are evaluated in shards.
+    ``filtered``: the detections are already those lvis-api evaluates (:func:`evaluated_detections`,
+    as :func:`~xpaste_mm.evaluation.lvis_result_files.read_result_file` returns them), so the rules
+    are not applied again.
     """
     core = require_core()
-    tasks = [_prepare_task(gt, iou_type, dets) for iou_type, dets in detections.items()]
+    tasks = [_prepare_task(gt, iou_type, dets, filtered) for iou_type, dets in detections.items()]
     num_workers = max(1, min(num_workers, default_num_workers()))
     shards = [(t, cats) for t, task in enumerate(tasks)
               for cats in _shards(gt, task, 1 if num_workers == 1 else 4 * num_workers)]

@@ -62,7 +62,7 @@ def evaluate_result_files(gt: str | os.PathLike | LVISGroundTruth,
     read = {path: read_result_file(path, gt, with_masks, num_workers=workers, progress=progress)[0]
             for path, with_masks in needs_masks.items()}
     detections = {t: read[path] for t, path in per_type.items()}
-    return evaluate_lvis(gt, detections, num_workers=workers, progress=progress)
+    return evaluate_lvis(gt, detections, num_workers=workers, progress=progress, filtered=True)
 
 
 def per_category_ap(gt: LVISGroundTruth, output: LVISEvalOutput) -> list[dict]:
