@@ -177,14 +177,23 @@ def load_size_prior(path: str | os.PathLike) -> dict[int, tuple[float, float]]:
     raise CategoryError(f'{path}: not a category-stats file nor an area_mean_std JSON object')
 
 
+def _category_dicts(path: str | os.PathLike, what: str) -> tuple[list[dict], list[int]] | None:
+    """(categories, their ids) of a JSON list of category dicts or an object with ``categories`` (ids
+    checked unique); ``None`` when the file holds neither."""
+    data = read_json(path, what)
+    categories = data.get('categories') if isinstance(data, dict) else data
+    if not isinstance(categories, list):
+        return None
+    return categories, check_unique_ids(categories, path)
+
+
 def load_image_counts(path: str | os.PathLike) -> dict[int, int]:
     """``{category id: image_count}`` from our stats file, X-Paste's ``*_cat_info.json`` (a list of
     category dicts) or an LVIS annotation file (its ``categories``)."""
-    data = read_json(path, 'statistics/annotation file')
-    categories = data.get('categories') if isinstance(data, dict) else data
-    if not isinstance(categories, list):
+    found = _category_dicts(path, 'statistics/annotation file')
+    if found is None:
         raise CategoryError(f'{path}: expected a list of categories or an object with "categories"')
-    ids = check_unique_ids(categories, path)
+    categories, ids = found
     try:
         return {cat: int(c['image_count']) for cat, c in zip(ids, categories)}
     except (KeyError, TypeError, ValueError) as exc:
@@ -194,11 +203,10 @@ def load_image_counts(path: str | os.PathLike) -> dict[int, int]:
 def load_frequencies(path: str | os.PathLike) -> dict[int, str]:
     """``{category id: LVIS frequency group}`` of a stats or annotation file (empty when it has none,
     e.g. X-Paste's ``area_mean_std2.json``)."""
-    data = read_json(path, 'statistics file')
-    categories = data.get('categories') if isinstance(data, dict) else data
-    if not isinstance(categories, list):
+    found = _category_dicts(path, 'statistics file')
+    if found is None:
         return {}
-    ids = check_unique_ids(categories, path)
+    categories, ids = found
     return {cat: c['frequency'] for cat, c in zip(ids, categories) if c.get('frequency')}
 
 
