@@ -198,7 +198,6 @@ def best_of(fn, repeat: int) -> tuple[float, object]:
 def benchmark_postprocess(args: argparse.Namespace, model_cfg: dict) -> None:
     from mmcv.ops import RoIAlign
     from mmdet.models.layers import multiclass_nms
-    from mmengine.config import ConfigDict as CD
     from torchvision.ops import roi_align as tv_roi_align
 
     from xpaste_mm.models.roi_heads.postprocess import class_wise_nms, paste_masks
@@ -213,8 +212,9 @@ def benchmark_postprocess(args: argparse.Namespace, model_cfg: dict) -> None:
     with torch.no_grad():
         ours_t, (dets, labels) = best_of(lambda: class_wise_nms(boxes, scores, score_thr, iou_thr, topk),
                                          repeat)
+        nms_cfg = ConfigDict(type='nms', iou_threshold=iou_thr)
         old_t, (old_dets, old_labels) = best_of(
-            lambda: multiclass_nms(boxes, scores, score_thr, CD(type='nms', iou_threshold=iou_thr), topk),
+            lambda: multiclass_nms(boxes, scores, score_thr, nms_cfg, topk),
             repeat)
         d2_t, (d2_boxes, d2_scores, d2_labels) = best_of(
             lambda: d2_reference_nms(boxes, scores, score_thr, iou_thr, topk), repeat)
@@ -239,8 +239,8 @@ def benchmark_postprocess(args: argparse.Namespace, model_cfg: dict) -> None:
                                class_agnostic=True)
             meta = dict(ori_shape=(height, width), scale_factor=(1.0, 1.0))
             return head._predict_by_feat_single(mask_logits[:, None], det_boxes.clone(),
-                                                labels[:len(det_boxes)], meta, CD(mask_thr_binary=0.5),
-                                                rescale=True)
+                                                labels[:len(det_boxes)], meta,
+                                                ConfigDict(mask_thr_binary=0.5), rescale=True)
 
         ours_t, ours_masks = best_of(lambda: paste_masks(probs, det_boxes, height, width, 0.5), repeat)
         old_t, old_masks = best_of(replaced_paste, repeat)
@@ -264,15 +264,13 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    if args.postprocess:
-        register_all_modules(init_default_scope=True)
-        benchmark_postprocess(args, Config.fromfile(args.config).model.to_dict())
-        return
     if args.amp and device.type != 'cuda':
         raise SystemExit('--amp needs a CUDA device (mmengine AmpOptimWrapper is CUDA-only)')
     register_all_modules(init_default_scope=True)
-    cfg = Config.fromfile(args.config)
-    model_cfg = cfg.model.to_dict()
+    model_cfg = Config.fromfile(args.config).model.to_dict()
+    if args.postprocess:
+        benchmark_postprocess(args, model_cfg)
+        return
     num_classes = model_cfg['roi_head']['bbox_head'][0]['num_classes']
     with tempfile.TemporaryDirectory() as tmp:
         stats = args.cat_info or str(write_synthetic_image_counts(Path(tmp) / 'cat_info.json',
