@@ -348,6 +348,19 @@ def test_per_image_cap_keeps_top_scores_with_ties_in_input_order():
     assert top_per_image(image, scores, 2).tolist() == [True, True, False, False, True, True]
     assert top_per_image(image, scores, 3).tolist() == [True, True, True, False, True, True]
     assert top_per_image(np.zeros(0, np.int32), np.zeros(0), 3).tolist() == []
+    assert top_per_image(image, scores, 4).all()  # no image over the cap
+
+
+def test_per_image_cap_equals_a_full_sort():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 30, 2000)
+    scores = rng.integers(0, 20, 2000) / 20  # many ties
+    cap = 60
+    expected = np.zeros(len(scores), bool)
+    for i in np.unique(image):  # independent reference: Python's stable sort per image
+        rows = sorted(np.flatnonzero(image == i).tolist(), key=lambda r: -scores[r])
+        expected[rows[:cap]] = True
+    assert 0 < (~expected).sum() and np.array_equal(top_per_image(image, scores, cap), expected)
 
 
 def test_packed_rle_round_trip():
@@ -357,3 +370,13 @@ def test_packed_rle_round_trip():
     for k, rle in enumerate(rles):
         assert packed.rle(k) == {'size': rle['size'], 'counts': rle['counts']}
         assert mask_utils.area(packed.rle(k)) == mask_utils.area(rle)
+
+
+@pytest.mark.parametrize('indices', [[0, 1, 2, 3, 4, 5], [0, 2, 5], [1, 3, 4], [5, 0, 3, 3], [4], []])
+def test_packed_rle_subset_in_any_order(indices):
+    rles = [_rle(_box_polygon(1, 1, 4 + k, 7), 12, 20) for k in range(6)]
+    rles[1] = rles[4] = {'size': [0, 0], 'counts': b''}  # empty placeholders, as the reader keeps them
+    subset = PackedRLE.from_rles(rles).subset(np.array(indices, dtype=np.int64))
+    assert len(subset) == len(indices)
+    assert [subset.rle(k) for k in range(len(indices))] == [
+        {'size': list(rles[i]['size']), 'counts': rles[i]['counts']} for i in indices]

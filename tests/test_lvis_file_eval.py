@@ -30,6 +30,7 @@ from xpaste_mm.evaluation import (
     evaluate_result_files,
     mask_boundary,
 )
+from xpaste_mm.evaluation.lvis_gt_segmentations import GTSegmentations
 from xpaste_mm.evaluation.lvis_result_files import iter_record_chunks
 
 TOLERANCE = 1e-12
@@ -267,6 +268,20 @@ def test_chunked_reader_keeps_every_record(tmp_path):
     chunks = list(iter_record_chunks(path, chunk_bytes=97))
     assert len(chunks) > 5
     assert [r for chunk in chunks for r in chunk] == json.loads(text)
+
+
+def test_ground_truth_segmentations_come_back_as_in_the_file():
+    segmentations = [[[1, 2.5, 7, 2, 4, 9]], {'size': [4, 5], 'counts': 'abc'},
+                     [[0.0, 0.0, 3.0, 0.0, 3.0, 3.0], [5, 5, 8, 5, 8, 8, 5, 8]], [[1, 'x', 3, 4, 5, 6]], None,
+                     [], [[2, 2, 6, 2, 6, 6]]]
+    packed = GTSegmentations.from_list(segmentations)
+    assert len(packed) == len(segmentations)
+    for row, expected in enumerate(segmentations):
+        assert packed[row] == expected, row
+        if row in (0, 2, 6):  # polygons: Python floats, as pycocotools gets them from the file
+            assert all(type(v) is float for polygon in packed[row] for v in polygon)
+    assert mask_utils.merge(mask_utils.frPyObjects(packed[2], 12, 12)) == \
+        mask_utils.merge(mask_utils.frPyObjects(segmentations[2], 12, 12))
 
 
 def _bad(records: list[dict], index: int, **change) -> list[dict]:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .lvis_ground_truth import LVISGroundTruth, pair_keys
+from .lvis_ground_truth import LVISGroundTruth
 
 #: LVIS's limit of detections per image.
 MAX_DETS_PER_IMAGE = 300
@@ -64,13 +64,20 @@ class PackedRLE:
         return [self.rle(i) for i in indices]
 
     def subset(self, indices: np.ndarray) -> PackedRLE:
-        """The masks at ``indices`` (in that order), in a new buffer."""
-        starts, ends = self.offsets[indices].tolist(), self.offsets[np.asarray(indices) + 1].tolist()
-        lengths = np.asarray(ends, dtype=np.int64) - np.asarray(starts, dtype=np.int64)
-        offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
+        """The masks at ``indices`` (in that order), in a new buffer.
+
+        Masks that lie back to back in this buffer are copied as one slice, so taking ascending
+        indices that skip only empty masks copies the buffer in one piece.
+        """
+        indices = np.asarray(indices, dtype=np.int64)
+        starts, ends = self.offsets[indices], self.offsets[indices + 1]
+        offsets = np.zeros(len(indices) + 1, dtype=np.int64)
+        np.cumsum(ends - starts, out=offsets[1:])
+        breaks = np.flatnonzero(starts[1:] != ends[:-1]) + 1
+        run_starts = starts[np.r_[0, breaks]].tolist() if len(indices) else []
+        run_ends = ends[np.r_[breaks - 1, len(indices) - 1]].tolist() if len(indices) else []
         counts = self.counts
-        return PackedRLE(b''.join([counts[a:b] for a, b in zip(starts, ends)]), offsets,
+        return PackedRLE(b''.join([counts[a:b] for a, b in zip(run_starts, run_ends)]), offsets,
                          self.sizes[indices].reshape(-1, 2))
 
 
@@ -110,14 +117,18 @@ class LVISDetections:
 def top_per_image(image_index: np.ndarray, scores: np.ndarray,
                   max_per_image: int = MAX_DETS_PER_IMAGE) -> np.ndarray:
     """Bool mask of detections kept by a per-image cap: highest scores first, ties by input order."""
-    keep = np.zeros(len(scores), dtype=bool)
+    keep = np.ones(len(scores), dtype=bool)
     if len(scores) == 0:
         return keep
-    order = np.lexsort((np.arange(len(scores)), -scores, image_index))
+    crowded = np.flatnonzero(np.bincount(image_index) > max_per_image)
+    if len(crowded) == 0:  # the usual case: result files hold at most 300 per image
+        return keep
+    rows = np.flatnonzero(np.isin(image_index, crowded))  # only crowded images are sorted
+    order = rows[np.lexsort((rows, -scores[rows], image_index[rows]))]
     sorted_images = image_index[order]
     group_start = np.flatnonzero(np.r_[True, sorted_images[1:] != sorted_images[:-1]])
     rank = np.arange(len(order)) - np.repeat(group_start, np.diff(np.r_[group_start, len(order)]))
-    keep[order[rank < max_per_image]] = True
+    keep[order[rank >= max_per_image]] = False
     return keep
 
 
@@ -127,6 +138,5 @@ def evaluated_detections(detections: LVISDetections, gt: LVISGroundTruth,
     keep = top_per_image(detections.image_index, detections.scores, max_per_image)
     areas = detections.areas
     keep &= (areas > 0) & (areas < np.inf)
-    keys = pair_keys(detections.image_index, detections.category_index, gt.num_categories)
-    keep &= np.isin(keys, gt.present_pairs) | np.isin(keys, gt.negative_pairs)
+    keep &= gt.federated(detections.image_index, detections.category_index)
     return np.flatnonzero(keep)

@@ -12,12 +12,14 @@ import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pycocotools.mask as mask_utils
 
 from ..categories import FREQUENCY_GROUPS  # r, c, f: also lvis-api's order of ``img_count_lbl``
 from .fast_json import loads, paused_gc
+from .lvis_gt_segmentations import GTSegmentations
 
 
 def _require(record: dict, field: str, where: str):
@@ -30,6 +32,15 @@ def _require(record: dict, field: str, where: str):
 def pair_keys(image_index: np.ndarray, category_index: np.ndarray, num_categories: int) -> np.ndarray:
     """One int64 key per (image index, category index) pair: ``image * num_categories + category``."""
     return image_index.astype(np.int64) * num_categories + category_index.astype(np.int64)
+
+
+def sorted_lookup(known: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of ``values`` in the ascending array ``known`` (int64), and which values are in it."""
+    values = np.asarray(values)
+    if len(known) == 0:
+        return np.zeros(len(values), np.int64), np.zeros(len(values), bool)
+    position = np.searchsorted(known, values).clip(max=len(known) - 1)
+    return position, known[position] == values
 
 
 @dataclass
@@ -54,7 +65,7 @@ class LVISGroundTruth:
     ann_area: np.ndarray  # (A,) float64, pixels^2
     ann_bbox: np.ndarray  # (A, 4) float64, x y w h pixels
     ann_ignore: np.ndarray  # (A,) bool, the optional 'ignore' field
-    ann_segmentation: list  # (A,) polygons / RLE as in the file
+    ann_segmentation: GTSegmentations  # (A,) polygons / RLE as in the file
     category_starts: np.ndarray  # (K + 1,) annotation rows of category k: starts[k]:starts[k + 1]
     present_pairs: np.ndarray  # sorted keys of (image, category) with evaluated annotations
     negative_pairs: np.ndarray  # sorted keys from images' neg_category_ids
@@ -71,6 +82,16 @@ class LVISGroundTruth:
         for index, frequency in enumerate(self.category_frequencies):
             groups[FREQUENCY_GROUPS.index(frequency)].append(index)
         return groups
+
+    @cached_property
+    def federated_pairs(self) -> np.ndarray:
+        """Sorted keys of the (image, category) pairs lvis-api evaluates: present or negative."""
+        return np.union1d(self.present_pairs, self.negative_pairs)
+
+    def federated(self, image_index: np.ndarray, category_index: np.ndarray) -> np.ndarray:
+        """Bool per detection: lvis-api evaluates its category in its image (federated rule)."""
+        return sorted_lookup(self.federated_pairs, pair_keys(image_index, category_index,
+                                                             self.num_categories))[1]
 
     @classmethod
     def from_file(cls, path: str | os.PathLike) -> LVISGroundTruth:
@@ -106,19 +127,17 @@ class LVISGroundTruth:
             for field, out in (('neg_category_ids', negative),
                                ('not_exhaustive_category_ids', not_exhaustive)):
                 ids = np.asarray(_require(image, field, where), dtype=np.int64)
-                position = np.searchsorted(category_ids, ids).clip(max=max(num_categories - 1, 0))
-                known = category_ids[position] == ids if num_categories else np.zeros(len(ids), bool)
+                position, known = sorted_lookup(category_ids, ids)
                 out.append(index * num_categories + position[known])
 
         annotations = data['annotations']
         ann_image_ids = np.array([a['image_id'] for a in annotations], dtype=np.int64)
         ann_cat_ids = np.array([a['category_id'] for a in annotations], dtype=np.int64)
         ann_area = np.array([float(a['area']) for a in annotations], dtype=np.float64)
-        image_pos = np.searchsorted(image_ids, ann_image_ids).clip(max=max(len(image_ids) - 1, 0))
-        cat_pos = np.searchsorted(category_ids, ann_cat_ids).clip(max=max(num_categories - 1, 0))
+        image_pos, known_image = sorted_lookup(image_ids, ann_image_ids)
+        cat_pos, known_category = sorted_lookup(category_ids, ann_cat_ids)
         # lvis-api: only annotations of listed images and categories with 0 < area < inf are loaded.
-        keep = ((image_ids[image_pos] == ann_image_ids) & (category_ids[cat_pos] == ann_cat_ids)
-                & (ann_area > 0) & (ann_area < math.inf)) if len(annotations) else np.zeros(0, bool)
+        keep = known_image & known_category & (ann_area > 0) & (ann_area < math.inf)
         file_order = np.flatnonzero(keep)
         order = file_order[np.lexsort((file_order, image_pos[file_order], cat_pos[file_order]))]
         ann_category = cat_pos[order].astype(np.int32)
@@ -139,7 +158,7 @@ class LVISGroundTruth:
             ann_area=ann_area[order],
             ann_bbox=bbox,
             ann_ignore=np.array([bool(annotations[i].get('ignore', 0)) for i in order], dtype=bool),
-            ann_segmentation=[annotations[i].get('segmentation') for i in order],
+            ann_segmentation=GTSegmentations.from_list([annotations[i].get('segmentation') for i in order]),
             category_starts=np.searchsorted(ann_category, np.arange(num_categories + 1)),
             present_pairs=np.unique(pair_keys(ann_image, ann_category, num_categories)),
             negative_pairs=np.unique(np.concatenate(negative or [np.zeros(0, np.int64)])),
@@ -149,12 +168,8 @@ class LVISGroundTruth:
     def image_index(self, image_ids: np.ndarray) -> np.ndarray:
         """Indices (int32) of image ids in :attr:`image_ids`; ValueError for ids not in the file."""
         image_ids = np.asarray(image_ids, dtype=np.int64)
-        if len(self.image_ids) == 0:
-            if len(image_ids):
-                raise ValueError(f'{self.source} has no images, but results name image ids')
-            return np.zeros(0, np.int32)
-        position = np.searchsorted(self.image_ids, image_ids).clip(max=len(self.image_ids) - 1)
-        unknown = self.image_ids[position] != image_ids
+        position, known = sorted_lookup(self.image_ids, image_ids)
+        unknown = ~known
         if unknown.any():
             raise ValueError(f'results name image ids that are not in {self.source}: '
                              f'{sorted(set(image_ids[unknown].tolist()))[:10]}')

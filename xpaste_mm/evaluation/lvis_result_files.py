@@ -2,8 +2,10 @@
 
 A result file is a JSON list of records ``{"image_id", "category_id", "score", "bbox": [x, y, w, h]
 (pixels), "segmentation": RLE dict (compressed or uncompressed) or polygons}``, lvis-api's input.
-The file is parsed in chunks of whole records, so memory holds one chunk of Python objects at a
-time; masks are only kept for detections that lvis-api can evaluate (category annotated in the
+One pass over the file finds spans of whole records (a vectorised scan of quotes and braces
+through one reused buffer); each span is then read again, parsed and turned into arrays by a worker
+process, so memory holds one span of Python objects per worker and no text passes between
+processes. Masks are only kept for detections that lvis-api can evaluate (category annotated in the
 image or in its ``neg_category_ids``), and only those evaluated after the 300-per-image cap survive.
 
 lvis-api's rules kept here: the area of a detection is ``w * h`` of its box when the FIRST record
@@ -18,7 +20,7 @@ import itertools
 import json
 import multiprocessing
 import os
-import threading
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from operator import itemgetter
@@ -30,7 +32,7 @@ from tqdm import tqdm
 
 from .fast_json import loads, paused_gc
 from .lvis_detections import LVISDetections, PackedRLE, evaluated_detections
-from .lvis_ground_truth import LVISGroundTruth, pair_keys
+from .lvis_ground_truth import LVISGroundTruth, sorted_lookup
 
 #: Bytes of JSON parsed at once.
 CHUNK_BYTES = 1 << 25
@@ -75,70 +77,100 @@ def _record_ends(data: np.ndarray) -> np.ndarray:
     return braces[closing & (depth == 0)]
 
 
-@dataclass
-class _Text:
-    """Whole records of a result file as a JSON list: ``first`` is the index of its first record."""
+@dataclass(frozen=True)
+class _Span:
+    """Whole records of a result file: bytes ``[start, end)``, records ``#first``... on.
 
-    text: bytes
-    offset: int  # byte position of text[1] in the file
+    Every span but the first starts with the comma that separates it from the previous record.
+    """
+
+    start: int
+    end: int
     first: int
 
 
-def iter_text_chunks(path: str | os.PathLike, chunk_bytes: int = CHUNK_BYTES,
-                     progress: bool = False) -> Iterator[_Text]:
-    """Split the JSON list in ``path`` into JSON lists of whole records, about ``chunk_bytes`` each."""
+def _fill(f, view: memoryview) -> int:
+    """Read into ``view`` until it is full or the file ends; the number of bytes read."""
+    filled = 0
+    while filled < len(view):
+        got = f.readinto(view[filled:])
+        if not got:
+            break
+        filled += got
+    return filled
+
+
+_WHITESPACE = re.compile(rb'\s*')
+
+
+def iter_record_spans(path: str | os.PathLike, chunk_bytes: int = CHUNK_BYTES,
+                      progress: bool = False) -> Iterator[_Span]:
+    """Split the JSON list in ``path`` into spans of whole records, about ``chunk_bytes`` each.
+
+    The file is scanned through one reused buffer (grown only for a record longer than it), so
+    the scan keeps no text; the records are read again, span by span, by whoever parses them.
+    """
     size = os.path.getsize(path)
     bar = tqdm(total=size, unit='B', unit_scale=True, desc=f'reading {os.path.basename(path)}',
                disable=not progress, leave=False)
-    count = 0
+    buffer = bytearray(max(1, chunk_bytes))
     with open(path, 'rb') as f:
-        head = f.read(chunk_bytes)
-        start = len(head) - len(head.lstrip())
-        if head[start:start + 1] != b'[':
+        filled = _fill(f, memoryview(buffer))
+        eof = filled < len(buffer)
+        position = _WHITESPACE.match(buffer, 0, filled).end()
+        if buffer[position:position + 1] != b'[':
             raise ResultFileError(f'{path}: a result file must hold a JSON list of detection records '
                                   f'([{{"image_id": ..., "category_id": ..., "score": ..., "bbox": ...}}, '
-                                  f'...]); it starts with {head[start:start + 40]!r}')
-        buffer, offset, eof = head[start + 1:], start + 1, len(head) < chunk_bytes
+                                  f'...]); it starts with {bytes(buffer[position:position + 40])!r}')
+        position += 1
+        base, count = 0, 0  # file offset of buffer[0]; records found so far
         while True:
-            if len(buffer) < chunk_bytes and not eof:  # top the buffer up to one chunk
-                wanted = chunk_bytes - len(buffer)
-                more = f.read(wanted)
-                buffer, eof = buffer + more, len(more) < wanted
-            ends = _record_ends(np.frombuffer(buffer, np.uint8))
-            if len(ends) == 0 and not eof:  # no complete record yet: a record longer than a chunk
-                more = f.read(chunk_bytes)
-                buffer, eof = buffer + more, len(more) < chunk_bytes
-                continue
-            cut = int(ends[-1]) + 1 if len(ends) else 0
-            text = buffer[:cut].strip().lstrip(b',')
-            if text:
-                yield _Text(b'[' + text + b']', offset, count)
+            ends = _record_ends(np.frombuffer(buffer, np.uint8, filled - position, position))
+            if len(ends):
+                cut = position + int(ends[-1]) + 1
+                yield _Span(base + position, base + cut, count)
                 count += len(ends)
-            bar.update(cut)
-            buffer, offset = buffer[cut:], offset + cut
+                bar.update(cut - position)
+                position = cut
             if eof:  # every complete record has been cut off
                 break
-        rest = buffer.strip()
-        if rest != b']':
-            problem = ('the JSON list is not closed (file truncated?)' if not rest.endswith(b']') else
-                       f'unexpected data after the last record (byte {offset}): {rest[:40]!r}')
-            raise ResultFileError(f'{path}: {problem}')
+            rest = filled - position
+            if rest == len(buffer):  # a record longer than the buffer
+                buffer.extend(bytes(len(buffer)))
+            buffer[:rest] = buffer[position:filled]
+            base, position = base + position, 0
+            filled = rest + _fill(f, memoryview(buffer)[rest:])
+            eof = filled < len(buffer)
     bar.close()
+    rest = bytes(buffer[position:filled]).strip()
+    if rest != b']':
+        problem = ('the JSON list is not closed (file truncated?)' if not rest.endswith(b']') else
+                   f'unexpected data after the last record (byte {base + position}): {rest[:40]!r}')
+        raise ResultFileError(f'{path}: {problem}')
 
 
-def parse_text(path: str | os.PathLike, chunk: _Text) -> list:
-    """The records of one text chunk."""
+def parse_span(path: str | os.PathLike, span: _Span) -> list:
+    """The records of one span, read from the file."""
+    text = bytearray(span.end - span.start + 2)  # the span as a JSON list: [ records ]
+    text[0], text[-1] = ord('['), ord(']')
+    with open(path, 'rb') as f:
+        f.seek(span.start)
+        _fill(f, memoryview(text)[1:-1])
+    if span.first:  # blank the comma before the span's first record
+        comma = _WHITESPACE.match(text, 1).end()
+        if text[comma:comma + 1] == b',':
+            text[comma] = ord(' ')
     try:
-        return loads(chunk.text)
+        return loads(text)
     except json.JSONDecodeError as error:
-        raise ResultFileError(f'{path}: invalid JSON near byte {chunk.offset + error.pos - 1}: '
+        raise ResultFileError(f'{path}: invalid JSON near byte {span.start + error.pos - 1}: '
                               f'{error.msg}') from None
 
 
 def iter_record_chunks(path: str | os.PathLike, chunk_bytes: int = CHUNK_BYTES) -> Iterator[list]:
     """Yield the elements of the JSON list in ``path`` in order, as lists of about ``chunk_bytes``."""
-    for chunk in iter_text_chunks(path, chunk_bytes):
-        yield parse_text(path, chunk)
+    for span in iter_record_spans(path, chunk_bytes):
+        yield parse_span(path, span)
 
 
 @dataclass
@@ -151,13 +183,27 @@ class _Chunk:
     masks: PackedRLE | None
 
 
+_COLUMN_TYPES = {'int': {int}, 'number': {int, float}}
+
+
+def _rows_of(values: list, width: int, dtype) -> np.ndarray | None:
+    """``values`` (lists of ``width`` numbers) as an (N, width) array, or None if any is not."""
+    if not set(map(type, values)) <= {list}:
+        return None
+    if len(values) and not (np.fromiter(map(len, values), np.int64, len(values)) == width).all():
+        return None
+    flat = itertools.chain.from_iterable(values)
+    if not set(map(type, flat)) <= _COLUMN_TYPES['number']:
+        return None
+    return np.fromiter(itertools.chain.from_iterable(values), dtype, width * len(values)).reshape(-1, width)
+
+
 class _ChunkReader:
     """Turns record chunks into arrays, with lvis-api's box/area rule fixed by the first record."""
 
     def __init__(self, path: str, gt: LVISGroundTruth, with_masks: bool, box_from_mask: bool):
         self.path, self.gt, self.with_masks, self.box_from_mask = str(path), gt, with_masks, box_from_mask
         self.first = 0  # file index of the chunk's first record
-        self.federated_keys = np.union1d(gt.present_pairs, gt.negative_pairs)
 
     def fail(self, index: int, record, problem: str) -> NoReturn:
         shown = {k: record[k] for k in ('image_id', 'category_id', 'score') if k in record} \
@@ -183,34 +229,33 @@ class _ChunkReader:
             return f'{field} must be an integer, got {value!r}'
         if kind == 'number' and (isinstance(value, bool) or not isinstance(value, (int, float))):
             return f'{field} must be a number, got {value!r}'
-        if kind == 'box' and not (isinstance(value, list) and len(value) == 4
-                                  and all(isinstance(v, (int, float)) for v in value)):
+        if kind == 'box' and _rows_of([value], 4, np.float64) is None:
             return f'bbox must be 4 numbers [x, y, w, h], got {value!r}'
         return None
 
     def _column(self, records: list, field: str, kind: str, dtype) -> np.ndarray:
+        """One field of every record as an array (type-checked in C: a set of the value types)."""
         try:
             values = list(map(itemgetter(field), records))
             if kind == 'box':
-                array = np.array(values, dtype=dtype)
-                if array.shape != (len(records), 4):
-                    raise ValueError
-            else:
-                if not all(type(v) is int or (kind == 'number' and type(v) is float) for v in values):
-                    raise TypeError
+                array = _rows_of(values, 4, dtype)
+            elif set(map(type, values)) <= _COLUMN_TYPES[kind]:
                 array = np.fromiter(values, dtype=dtype, count=len(values))
-            return array
-        except (KeyError, TypeError, ValueError, IndexError, OverflowError):
+            else:
+                array = None
+        except (KeyError, TypeError, OverflowError):
+            array = None
+        if array is None:
             self._first_bad(records, lambda r: self._field_problem(r, field, kind))
+        return array
 
     def _index(self, records: list, ids: np.ndarray, known: np.ndarray, what: str) -> np.ndarray:
-        position = np.searchsorted(known, ids).clip(max=max(len(known) - 1, 0))
-        unknown = known[position] != ids if len(known) else np.ones(len(ids), bool)
-        if unknown.any():
-            first = int(np.argmax(unknown))
+        position, found = sorted_lookup(known, ids)
+        if not found.all():
+            first = int(np.argmin(found))
             hint = ''
-            if unknown.mean() > 0.5:
-                hint = (f' {int(unknown.sum())} of {len(ids)} records in this part of the file name unknown '
+            if found.mean() < 0.5:
+                hint = (f' {int((~found).sum())} of {len(ids)} records in this part of the file name unknown '
                         f'{what}s: the results were probably made for another annotation set than '
                         f'{self.gt.source}.')
             self.fail(first, records[first], f'{what} {int(ids[first])} is not in {self.gt.source}.{hint}')
@@ -239,6 +284,29 @@ class _ChunkReader:
         self.fail(index, record, 'segmentation must be an RLE {"size": [h, w], "counts": ...} or a list '
                                  f'of polygons, got {type(segmentation).__name__}')
 
+    @staticmethod
+    def _packed_strings(segmentations: list, federated: np.ndarray,
+                        image_sizes: np.ndarray) -> PackedRLE | None:
+        """The common case in C loops: compressed RLEs with string counts of the image's size."""
+        if set(map(type, segmentations)) != {dict}:
+            return None
+        try:
+            counts = list(map(itemgetter('counts'), segmentations))
+            sizes = _rows_of(list(map(itemgetter('size'), segmentations)), 2, np.int64)
+        except KeyError:
+            return None
+        if sizes is None or not (sizes == image_sizes).all() or set(map(type, counts)) != {str}:
+            return None
+        kept = list(itertools.compress(counts, federated.tolist()))
+        text = ''.join(kept)
+        if not text.isascii():
+            return None
+        lengths = np.zeros(len(counts), np.int64)
+        lengths[federated] = np.fromiter(map(len, kept), np.int64, len(kept))
+        offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        return PackedRLE(text.encode('ascii'), offsets, np.where(federated[:, None], sizes, 0))
+
     def _masks(self, records: list, federated: np.ndarray, heights: np.ndarray,
                widths: np.ndarray) -> PackedRLE:
         """Compressed RLEs of the federated records (others: empty placeholders), all checked."""
@@ -247,19 +315,9 @@ class _ChunkReader:
         except (KeyError, TypeError):
             self._first_bad(records, lambda r: None if isinstance(r, dict) and 'segmentation' in r else
                             'has no segmentation (segm / boundary evaluation needs masks)')
-        if all(type(s) is dict and type(s.get('counts')) is str for s in segmentations):  # fast path
-            try:
-                sizes = np.array([s['size'] for s in segmentations], dtype=np.int64)
-            except (KeyError, TypeError, ValueError):
-                sizes = np.zeros((0, 2), np.int64)
-            expected = np.stack([heights, widths], axis=1)
-            if sizes.shape == expected.shape and (sizes == expected).all():
-                counts = [s['counts'].encode() if keep else b''
-                          for s, keep in zip(segmentations, federated.tolist())]
-                lengths = np.fromiter(map(len, counts), dtype=np.int64, count=len(counts))
-                offsets = np.zeros(len(counts) + 1, dtype=np.int64)
-                np.cumsum(lengths, out=offsets[1:])
-                return PackedRLE(b''.join(counts), offsets, np.where(federated[:, None], sizes, 0))
+        packed = self._packed_strings(segmentations, federated, np.stack([heights, widths], axis=1))
+        if packed is not None:
+            return packed
         placeholder = {'size': [0, 0], 'counts': b''}
         rles = [self._rle(i, record, int(heights[i]), int(widths[i])) if keep else placeholder
                 for i, (record, keep) in enumerate(zip(records, federated.tolist()))]
@@ -276,10 +334,10 @@ class _ChunkReader:
         if self.box_from_mask and 'segmentation' not in record:
             self.fail(0, record, 'has neither bbox nor segmentation')
 
-    def read(self, chunk: _Text) -> _Chunk:
-        """Arrays of one chunk of records (checked; masks only kept where lvis-api evaluates them)."""
+    def read(self, span: _Span) -> _Chunk:
+        """Arrays of one span of records (checked; masks only kept where lvis-api evaluates them)."""
         with paused_gc():
-            return self._read(parse_text(self.path, chunk), chunk.first)
+            return self._read(parse_span(self.path, span), span.first)
 
     def _read(self, records: list, first: int) -> _Chunk:
         self.first = first
@@ -295,10 +353,7 @@ class _ChunkReader:
         bboxes = None if self.box_from_mask else self._column(records, 'bbox', 'box', np.float64)
         areas, masks = None, None
         if self.with_masks:
-            keys = pair_keys(image_index, category_index, gt.num_categories)
-            known = self.federated_keys
-            position = np.searchsorted(known, keys).clip(max=max(len(known) - 1, 0))
-            federated = known[position] == keys if len(known) else keys < 0
+            federated = gt.federated(image_index, category_index)
             masks = self._masks(records, federated, gt.image_heights[image_index],
                                 gt.image_widths[image_index])
             if self.box_from_mask:
@@ -315,31 +370,31 @@ class _ChunkReader:
 _READER: dict = {}
 
 
-def _read_forked(chunk: _Text) -> _Chunk:
-    return _READER['reader'].read(chunk)
+def _read_forked(span: _Span) -> _Chunk:
+    return _READER['reader'].read(span)
 
 
-def _bounded(items: Iterator, slots: threading.Semaphore) -> Iterator:
-    for item in items:
-        slots.acquire()
-        yield item
-
-
-def _read_chunks(reader: _ChunkReader, texts: Iterator[_Text], num_workers: int) -> list[_Chunk]:
-    """Parse and convert text chunks, in ``num_workers`` forked processes (at most 3 chunks each queued)."""
+def _read_chunks(reader: _ChunkReader, spans: Iterator[_Span], num_workers: int) -> list[_Chunk]:
+    """Parse and convert spans, in ``num_workers`` forked processes that read the file themselves."""
     if num_workers <= 1:
-        return [reader.read(text) for text in texts]
-    slots = threading.Semaphore(3 * num_workers)  # bounds the text read ahead of the workers
+        return [reader.read(span) for span in spans]
     _READER['reader'] = reader
-    chunks = []
     try:
         with multiprocessing.get_context('fork').Pool(num_workers) as pool:
-            for chunk in pool.imap(_read_forked, _bounded(texts, slots)):
-                slots.release()
-                chunks.append(chunk)
+            return list(pool.imap(_read_forked, spans))
     finally:
         _READER.clear()
-    return chunks
+
+
+def _first_record(path: str, span: _Span):
+    """The first record of the file (None if it cannot be decoded: its chunk reports that)."""
+    with open(path, 'rb') as f:
+        f.seek(span.start)
+        text = f.read(span.end - span.start)
+    try:
+        return json.JSONDecoder().raw_decode(text.decode().lstrip())[0]
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
 
 
 def read_result_file(path: str | os.PathLike, gt: LVISGroundTruth, with_masks: bool,
@@ -354,18 +409,14 @@ def read_result_file(path: str | os.PathLike, gt: LVISGroundTruth, with_masks: b
     path = str(path)
     if not os.path.isfile(path):
         raise ResultFileError(f'result file {path} does not exist')
-    texts = iter_text_chunks(path, chunk_bytes, progress)
-    first = next(texts, None)
-    head = None
-    if first is not None:  # lvis-api: the first record decides where boxes and areas come from
-        try:
-            head = json.JSONDecoder().raw_decode(first.text[1:].decode())[0]
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            head = None  # reported with its position when the chunk is parsed
+    spans = iter_record_spans(path, chunk_bytes, progress)
+    first = next(spans, None)
+    head = None if first is None else _first_record(path, first)
+    # lvis-api: the first record decides where boxes and areas come from
     reader = _ChunkReader(path, gt, with_masks, box_from_mask=isinstance(head, dict) and 'bbox' not in head)
     if head is not None:
         reader.first_record(head)
-    chunks = [] if first is None else _read_chunks(reader, itertools.chain([first], texts), num_workers)
+    chunks = [] if first is None else _read_chunks(reader, itertools.chain([first], spans), num_workers)
     count = sum(len(c.scores) for c in chunks)
 
     def joined(field: str, empty: np.ndarray) -> np.ndarray:
