@@ -50,7 +50,7 @@ from .options import (
     VocabularyOptions,
     options_from_config,
 )
-from .sharding import Shard, resolve_device, resolve_run_id, resolve_shard, wait_for_shards
+from .sharding import Shard, resolve_device, resolve_run_id, resolve_shard, stage_shard, wait_for_shards
 from .workspace import check_vocabulary_source
 
 #: ``generate``, ``ingest`` and ``stats`` run only when given; ``{}`` runs a section with its defaults.
@@ -133,8 +133,7 @@ def run_pipeline(config: Mapping, stages: Sequence[str] | None = None, shard: Sh
     with ExitStack() as locks:
         logger = get_logger(work if config['work_dir'] else None, shard, log_level)
         for stage in mine:
-            locks.enter_context(locking.hold_stage(work, stage, shard if stage in SHARDED_STAGES else Shard(),
-                                                   logger))
+            locks.enter_context(locking.hold_stage(work, stage, stage_shard(stage, shard), logger))
         return _run_stages(config, wanted, work, shard, device, logger)
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from .errors import ConfigError
 from .layout import WorkDir
+from .options import SHARDED_STAGES
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,11 @@ class Shard:
 
     def __str__(self) -> str:
         return f'{self.rank}/{self.world_size}'
+
+
+def stage_shard(stage: str, shard: Shard) -> Shard:
+    """The shard ``stage`` runs (and locks) as: ``shard`` if the stage is sharded, else the whole 0/1."""
+    return shard if stage in SHARDED_STAGES else Shard()
 
 
 def parse_shard(spec: str) -> Shard:

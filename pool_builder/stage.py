@@ -32,9 +32,9 @@ from .imaging import read_image_rgb
 from .layout import WorkDir
 from .logs import get_logger
 from .manifest import ImageRecord
-from .options import SHARDED_STAGES, STAGE_ORDER, WORK_DIR_STAGES, options_from_config
+from .options import STAGE_ORDER, WORK_DIR_STAGES, options_from_config
 from .records import append_jsonl
-from .sharding import Shard, mark_done
+from .sharding import Shard, mark_done, stage_shard
 from .vocabulary import Category, Vocabulary
 
 STAGES = Registry('pool_builder stage')
@@ -118,7 +118,7 @@ class Stage:
         self.work = work
         self.vocabulary = vocabulary
         self.options = options
-        self.shard = shard if self.name in SHARDED_STAGES else Shard()
+        self.shard = stage_shard(self.name, shard)
         self.device = device
         self.categories = categories
         self.logger = logger or get_logger(work, self.shard)

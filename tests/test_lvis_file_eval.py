@@ -268,6 +268,23 @@ def test_chunked_reader_keeps_every_record(tmp_path):
     chunks = list(iter_record_chunks(path, chunk_bytes=97))
     assert len(chunks) > 5
     assert [r for chunk in chunks for r in chunk] == json.loads(text)
+    path.write_text(' ' * 300 + text)  # leading whitespace longer than a chunk
+    assert [r for chunk in iter_record_chunks(path, chunk_bytes=64) for r in chunk] == json.loads(text)
+
+
+@pytest.mark.parametrize('text, expected', [
+    ('{"image_id": 1}', 'must hold a JSON list'),
+    ('[{"a": 1}, {"b": 2}', 'not closed'),
+    ('[{"a": 1}] x', 'unexpected data after the closing "]" (byte 9)'),
+    ('[{"a": 1}, {"b": [1]', 'unexpected data after the last complete record (byte 9)'),
+    ('[{"a": 1},, {"b": 2}]', 'invalid JSON near byte 10'),
+])
+def test_malformed_json_lists_are_named(tmp_path, text, expected):
+    path = tmp_path / 'r.json'
+    path.write_text(text)
+    with pytest.raises(ResultFileError) as error:
+        list(iter_record_chunks(path, chunk_bytes=8))
+    assert str(error.value).startswith(f'{path}: ') and expected in str(error.value), str(error.value)
 
 
 def test_ground_truth_segmentations_come_back_as_in_the_file():

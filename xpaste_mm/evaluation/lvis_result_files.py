@@ -16,6 +16,7 @@ are errors naming the record.
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import multiprocessing
@@ -103,34 +104,34 @@ def _fill(f, view: memoryview) -> int:
 _WHITESPACE = re.compile(rb'\s*')
 
 
-def iter_record_spans(path: str | os.PathLike, chunk_bytes: int = CHUNK_BYTES,
-                      progress: bool = False) -> Iterator[_Span]:
+def iter_record_spans(path: str | os.PathLike, chunk_bytes: int = CHUNK_BYTES) -> Iterator[_Span]:
     """Split the JSON list in ``path`` into spans of whole records, about ``chunk_bytes`` each.
 
     The file is scanned through one reused buffer (grown only for a record longer than it), so
     the scan keeps no text; the records are read again, span by span, by whoever parses them.
     """
-    size = os.path.getsize(path)
-    bar = tqdm(total=size, unit='B', unit_scale=True, desc=f'reading {os.path.basename(path)}',
-               disable=not progress, leave=False)
     buffer = bytearray(max(1, chunk_bytes))
+    base, count = 0, 0  # file offset of buffer[0]; records found so far
     with open(path, 'rb') as f:
         filled = _fill(f, memoryview(buffer))
         eof = filled < len(buffer)
         position = _WHITESPACE.match(buffer, 0, filled).end()
+        while position == filled and not eof:  # leading whitespace longer than the buffer
+            base += filled
+            filled = _fill(f, memoryview(buffer))
+            eof = filled < len(buffer)
+            position = _WHITESPACE.match(buffer, 0, filled).end()
         if buffer[position:position + 1] != b'[':
             raise ResultFileError(f'{path}: a result file must hold a JSON list of detection records '
                                   f'([{{"image_id": ..., "category_id": ..., "score": ..., "bbox": ...}}, '
                                   f'...]); it starts with {bytes(buffer[position:position + 40])!r}')
         position += 1
-        base, count = 0, 0  # file offset of buffer[0]; records found so far
         while True:
             ends = _record_ends(np.frombuffer(buffer, np.uint8, filled - position, position))
             if len(ends):
                 cut = position + int(ends[-1]) + 1
                 yield _Span(base + position, base + cut, count)
                 count += len(ends)
-                bar.update(cut - position)
                 position = cut
             if eof:  # every complete record has been cut off
                 break
@@ -141,11 +142,15 @@ def iter_record_spans(path: str | os.PathLike, chunk_bytes: int = CHUNK_BYTES,
             base, position = base + position, 0
             filled = rest + _fill(f, memoryview(buffer)[rest:])
             eof = filled < len(buffer)
-    bar.close()
     rest = bytes(buffer[position:filled]).strip()
     if rest != b']':
-        problem = ('the JSON list is not closed (file truncated?)' if not rest.endswith(b']') else
-                   f'unexpected data after the last record (byte {base + position}): {rest[:40]!r}')
+        where = f'(byte {base + position})'
+        if rest.startswith(b']'):
+            problem = f'unexpected data after the closing "]" {where}: {rest[1:41]!r}'
+        elif rest.endswith(b']'):
+            problem = f'unexpected data after the last complete record {where}: {rest[:40]!r}'
+        else:
+            problem = 'the JSON list is not closed (file truncated?)'
         raise ResultFileError(f'{path}: {problem}')
 
 
@@ -181,6 +186,7 @@ class _Chunk:
     bboxes: np.ndarray
     areas: np.ndarray | None
     masks: PackedRLE | None
+    span_bytes: int  # size of the span read, bytes
 
 
 _COLUMN_TYPES = {'int': {int}, 'number': {int, float}}
@@ -337,9 +343,9 @@ class _ChunkReader:
     def read(self, span: _Span) -> _Chunk:
         """Arrays of one span of records (checked; masks only kept where lvis-api evaluates them)."""
         with paused_gc():
-            return self._read(parse_span(self.path, span), span.first)
+            return self._read(parse_span(self.path, span), span.first, span.end - span.start)
 
-    def _read(self, records: list, first: int) -> _Chunk:
+    def _read(self, records: list, first: int, span_bytes: int) -> _Chunk:
         self.first = first
         gt = self.gt
         image_index = self._index(records, self._column(records, 'image_id', 'int', np.int64),
@@ -363,7 +369,7 @@ class _ChunkReader:
                     bboxes[federated] = mask_utils.toBbox(kept)
                     areas[federated] = np.concatenate([mask_utils.area(kept[i:i + _AREA_BATCH])
                                                        for i in range(0, len(kept), _AREA_BATCH)])
-        return _Chunk(image_index, category_index, scores, bboxes, areas, masks)
+        return _Chunk(image_index, category_index, scores, bboxes, areas, masks, span_bytes)
 
 
 # Set before the reading workers fork; read by them.
@@ -374,16 +380,27 @@ def _read_forked(span: _Span) -> _Chunk:
     return _READER['reader'].read(span)
 
 
-def _read_chunks(reader: _ChunkReader, spans: Iterator[_Span], num_workers: int) -> list[_Chunk]:
+def _read_chunks(reader: _ChunkReader, spans: Iterator[_Span], num_workers: int,
+                 progress: bool) -> list[_Chunk]:
     """Parse and convert spans, in ``num_workers`` forked processes that read the file themselves."""
-    if num_workers <= 1:
-        return [reader.read(span) for span in spans]
+    bar = tqdm(total=os.path.getsize(reader.path), unit='B', unit_scale=True, disable=not progress,
+               desc=f'reading {os.path.basename(reader.path)}', leave=False)
+    chunks = []
     _READER['reader'] = reader
     try:
-        with multiprocessing.get_context('fork').Pool(num_workers) as pool:
-            return list(pool.imap(_read_forked, spans))
+        with contextlib.ExitStack() as stack:
+            if num_workers > 1:
+                pool = stack.enter_context(multiprocessing.get_context('fork').Pool(num_workers))
+                results = pool.imap(_read_forked, spans)
+            else:
+                results = map(reader.read, spans)
+            for chunk in results:
+                chunks.append(chunk)
+                bar.update(chunk.span_bytes)
     finally:
         _READER.clear()
+        bar.close()
+    return chunks
 
 
 def _first_record(path: str, span: _Span):
@@ -409,14 +426,15 @@ def read_result_file(path: str | os.PathLike, gt: LVISGroundTruth, with_masks: b
     path = str(path)
     if not os.path.isfile(path):
         raise ResultFileError(f'result file {path} does not exist')
-    spans = iter_record_spans(path, chunk_bytes, progress)
+    spans = iter_record_spans(path, chunk_bytes)
     first = next(spans, None)
     head = None if first is None else _first_record(path, first)
     # lvis-api: the first record decides where boxes and areas come from
     reader = _ChunkReader(path, gt, with_masks, box_from_mask=isinstance(head, dict) and 'bbox' not in head)
     if head is not None:
         reader.first_record(head)
-    chunks = [] if first is None else _read_chunks(reader, itertools.chain([first], spans), num_workers)
+    chunks = [] if first is None else _read_chunks(reader, itertools.chain([first], spans), num_workers,
+                                                           progress)
     count = sum(len(c.scores) for c in chunks)
 
     def joined(field: str, empty: np.ndarray) -> np.ndarray:
