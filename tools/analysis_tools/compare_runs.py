@@ -20,18 +20,19 @@ prints what differs and exits with status 2, because such a "gain" mixes the met
 
 Per metric (AP, AP50, APr, APc, APf of bbox and segm; COCO's mAP/mAP_50 are read as AP/AP50) it reports
 each group's mean +- sample std in AP points, the gain (method - baseline) with a Welch t confidence
-interval (unequal variances, Welch-Satterthwaite degrees of freedom) and a verdict: "beyond noise" when
-the interval excludes 0, "within noise" otherwise (at least 2 runs per group are needed).
+interval (scipy's ``ttest_ind(equal_var=False)``: Welch-Satterthwaite degrees of freedom) and a
+verdict: "beyond noise" when the interval excludes 0, "within noise" otherwise (at least 2 runs per
+group are needed).
 """
 from __future__ import annotations
 
 import argparse
 import csv
 import json
-import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from statistics import fmean, stdev
 
 from mmengine.config import Config
 from scipy import stats
@@ -164,20 +165,17 @@ class Row:
 
     @property
     def gain(self) -> float:
-        return _mean(self.method) - _mean(self.baseline)
+        return fmean(self.method) - fmean(self.baseline)
 
     def interval(self) -> tuple[float, float] | None:
         """Welch t confidence interval of the gain; ``None`` with fewer than 2 runs in a group."""
         if min(len(self.baseline), len(self.method)) < 2:
             return None
-        var_b, var_m = _var(self.baseline) / len(self.baseline), _var(self.method) / len(self.method)
-        se = math.sqrt(var_b + var_m)
-        if se == 0:
+        if len(set(self.baseline)) == len(set(self.method)) == 1:  # no spread: the t statistic is undefined
             return self.gain, self.gain
-        dof = (var_b + var_m) ** 2 / (var_b ** 2 / (len(self.baseline) - 1)
-                                      + var_m ** 2 / (len(self.method) - 1))
-        half = stats.t.ppf(0.5 + self.confidence / 2, dof) * se
-        return self.gain - half, self.gain + half
+        test = stats.ttest_ind(self.method, self.baseline, equal_var=False)
+        interval = test.confidence_interval(confidence_level=self.confidence)
+        return float(interval.low), float(interval.high)
 
     def verdict(self) -> str:
         interval = self.interval()
@@ -191,17 +189,8 @@ class Row:
         return 'within noise'
 
 
-def _mean(values: list[float]) -> float:
-    return sum(values) / len(values)
-
-
-def _var(values: list[float]) -> float:
-    mean = _mean(values)
-    return sum((v - mean) ** 2 for v in values) / (len(values) - 1)
-
-
 def _std(values: list[float]) -> float:
-    return math.sqrt(_var(values)) if len(values) > 1 else float('nan')
+    return stdev(values) if len(values) > 1 else float('nan')
 
 
 def compare(baseline: list[Run], method: list[Run], confidence: float = 0.95) -> list[Row]:
@@ -241,7 +230,7 @@ def table(rows: list[Row]) -> list[dict[str, str]]:
 
 def _spread(values: list[float]) -> str:
     std = f' ± {_std(values):.2f}' if len(values) > 1 else ''
-    return f'{_mean(values):.2f}{std} (n={len(values)})'
+    return f'{fmean(values):.2f}{std} (n={len(values)})'
 
 
 def markdown(cells: list[dict[str, str]]) -> str:
@@ -259,8 +248,8 @@ def write_csv(rows: list[Row], path: Path) -> None:
                          'method_n', 'gain', 'ci_low', 'ci_high', 'confidence', 'verdict'])
         for row in rows:
             low, high = row.interval() or (float('nan'), float('nan'))
-            writer.writerow([row.metric, _mean(row.baseline), _std(row.baseline), len(row.baseline),
-                             _mean(row.method), _std(row.method), len(row.method), row.gain, low, high,
+            writer.writerow([row.metric, fmean(row.baseline), _std(row.baseline), len(row.baseline),
+                             fmean(row.method), _std(row.method), len(row.method), row.gain, low, high,
                              row.confidence, row.verdict()])
 
 
