@@ -1,14 +1,27 @@
 """Crop levels (reduced-size raw BGRA copies in one memory-mapped file): what is stored, which copy a
 paste reads, that pasting needs no PNG decoding with them, and that pools without them still work."""
+import fcntl
+import itertools
 import pickle
+from pathlib import Path
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
+import pytest
 
 from xpaste_mm.datasets import InstancePool, PoolIndex
 from xpaste_mm.datasets import crop_store as crop_store_module
 from xpaste_mm.datasets import instance_pool as instance_pool_module
-from xpaste_mm.datasets.crop_store import CropLevels, level_sizes, levels_paths, write_crop_levels
+from xpaste_mm.datasets.crop_store import (
+    DEFAULT_LEVELS,
+    CropLevels,
+    CropLevelsBusyError,
+    level_sizes,
+    levels_paths,
+    partial_paths,
+    write_crop_levels,
+)
 from xpaste_mm.datasets.transforms import XPasteCopyPaste
 
 SIZES = [(300, 200), (100, 40), (20, 30), (64, 64)]  # (w, h) of the crops, category 1, 1, 2, 2
@@ -108,3 +121,84 @@ def test_unreadable_crops_are_recorded_and_skipped_and_pickling_remaps(tmp_path)
     np.testing.assert_array_equal(clone.open_crops([3])[0].pixels(64, 64),
                                   pool.open_crops([3])[0].pixels(64, 64))
 
+
+
+MORE_SIZES = SIZES + [(90, 120), (33, 17), (256, 40), (12, 12)]
+
+
+def _written(index_path) -> tuple[bytes, dict]:
+    meta_path, blob_path = levels_paths(index_path)
+    with np.load(meta_path) as arrays:
+        fields = ('full_size', 'level_size', 'level_offset')
+        return blob_path.read_bytes(), {k: arrays[k].copy() for k in fields}
+
+
+class _Killed(Exception):
+    pass
+
+
+_MAKE_LEVELS = crop_store_module._make_levels
+
+
+def _counting_levels(monkeypatch, fail_after: int | None = None) -> list[str]:
+    """Count the crops write_crop_levels decodes; with ``fail_after``, die (as if killed) after so many."""
+    decoded = []
+
+    def make_levels(task):
+        if fail_after is not None and len(decoded) == fail_after:
+            raise _Killed
+        decoded.append(task[0])
+        return _MAKE_LEVELS(task)
+    monkeypatch.setattr(crop_store_module, '_make_levels', make_levels)
+    return decoded
+
+
+def test_killed_level_write_resumes_after_its_last_checkpoint(tmp_path, monkeypatch):
+    expected = _pool(tmp_path / 'reference', MORE_SIZES)
+    write_crop_levels(expected, progress=False)
+    index_path = _pool(tmp_path / 'pool', MORE_SIZES)
+    clock = itertools.count()  # each reading of the clock: one second later
+    monkeypatch.setattr(crop_store_module, 'time', SimpleNamespace(monotonic=lambda: next(clock)))
+    monkeypatch.setattr(crop_store_module, 'CHECKPOINT_S', 2.5)  # a checkpoint after rows 2 and 5 ...
+    _counting_levels(monkeypatch, fail_after=5)
+    with pytest.raises(_Killed):  # ... but rows 3 and 4 are written when the run dies
+        write_crop_levels(index_path, progress=False)
+    assert CropLevels.open(index_path) is None  # nothing final before the run ends
+    decoded = _counting_levels(monkeypatch)
+    write_crop_levels(index_path, progress=False)
+    assert [Path(p).name for p in decoded] == ['3.png', '4.png', '5.png', '6.png', '7.png']
+    blob, arrays = _written(index_path)
+    reference_blob, reference_arrays = _written(expected)
+    assert blob == reference_blob
+    for key, value in reference_arrays.items():
+        np.testing.assert_array_equal(arrays[key], value, err_msg=key)
+    assert not any(p.exists() for p in partial_paths(index_path))
+
+
+def test_level_write_starts_over_without_a_checkpoint_or_for_other_levels(tmp_path, monkeypatch):
+    index_path = _pool(tmp_path, MORE_SIZES)
+    monkeypatch.setattr(crop_store_module, 'CHECKPOINT_S', 3600.0)  # killed before its first checkpoint
+    _counting_levels(monkeypatch, fail_after=5)
+    with pytest.raises(_Killed):
+        write_crop_levels(index_path, progress=False)
+    decoded = _counting_levels(monkeypatch)
+    write_crop_levels(index_path, (32, 64), progress=False)
+    assert len(decoded) == len(MORE_SIZES)
+    monkeypatch.setattr(crop_store_module, 'CHECKPOINT_S', 0.0)
+    _counting_levels(monkeypatch, fail_after=5)
+    with pytest.raises(_Killed):
+        write_crop_levels(index_path, (32, 64), progress=False)
+    decoded = _counting_levels(monkeypatch)
+    write_crop_levels(index_path, progress=False)  # other levels: the partial rows are not reused
+    assert len(decoded) == len(MORE_SIZES)
+    levels = CropLevels.open(index_path, PoolIndex.load(index_path))
+    assert levels.levels == DEFAULT_LEVELS and levels.select(0, 100, 60).shape == (85, 128, 4)
+
+
+def test_a_second_writer_of_the_same_index_is_refused(tmp_path):
+    index_path = _pool(tmp_path)
+    with open(index_path, 'rb') as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(CropLevelsBusyError, match='another process is writing the crop levels'):
+            write_crop_levels(index_path, progress=False)
+    write_crop_levels(index_path, progress=False)

@@ -21,12 +21,18 @@ smaller levels), ``4 * 4/3 * levels[-1]^2`` at most for larger ones (10,000 crop
 next to 0.6 GiB of PNG); ``python -m xpaste_mm.datasets.crop_store`` prints it.
 Old pools without these files keep working (PNG decoding); the index and PNG crops are unchanged, so
 the X-Paste JSON export is unaffected.
+
+Writing them is resumable: an unfinished run keeps ``pool_index.levels.partial.{json,rows,bin}``
+(header, finished row records, pixels; checkpointed every :data:`CHECKPOINT_S` seconds), and the next
+run for the same index rows and levels continues after the last checkpoint.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
+import time
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -43,6 +49,11 @@ from ..utils.io import atomic_write
 from .pool_index import PoolFormatError, PoolIndex, _mmap_npz
 
 LEVELS_VERSION = 1
+
+
+class CropLevelsBusyError(RuntimeError):
+    """Another process is writing the crop levels of the same index."""
+
 DEFAULT_LEVELS = (32, 64, 128, 256)
 
 
@@ -155,14 +166,109 @@ def _make_levels(task: tuple[str, tuple[int, ...]]) -> tuple[tuple[int, int], li
     return (width, height), images
 
 
+#: Seconds between checkpoints of :func:`write_crop_levels` (what a killed run keeps).
+CHECKPOINT_S = 10.0
+
+
+def partial_paths(index_path: str | os.PathLike) -> tuple[Path, Path, Path]:
+    """``(<stem>.levels.partial.json, .rows, .bin)``: the header, finished row records and pixels
+    of an unfinished :func:`write_crop_levels` run."""
+    meta_path, _ = levels_paths(index_path)
+    stem = str(meta_path)[:-len('.npz')]
+    return Path(f'{stem}.partial.json'), Path(f'{stem}.partial.rows'), Path(f'{stem}.partial.bin')
+
+
+class _Journal:
+    """Finished rows of a levels write, kept across runs.
+
+    Pixels are appended to the partial ``.bin``; each row's record (``full w, h``, the ``.bin`` size
+    after the row, then ``w, h, offset`` per level; int64) waits in memory until a checkpoint, which
+    first makes the pixels durable (fsync), then appends the records and makes them durable. So every
+    record on disk describes pixels on disk, and a killed run resumes after its last checkpoint. An
+    exclusive ``flock`` on the index file keeps a second writer of the same index out.
+    """
+
+    def __init__(self, index_path: Path, header: dict, num_levels: int):
+        self.header_path, self.rows_path, self.blob_path = partial_paths(index_path)
+        self.header, self.width = header, 3 + 3 * num_levels
+        self.pending: list[list[int]] = []
+
+    def open(self, index_path: Path) -> np.ndarray:
+        """Start or resume; the records of the rows finished before (K, width) int64."""
+        self.lock = open(index_path, 'rb')
+        try:
+            fcntl.flock(self.lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.lock.close()
+            raise CropLevelsBusyError(f'another process is writing the crop levels of {index_path}; wait for '
+                                      'it to finish') from None
+        records = self._saved_records()
+        if len(records) == 0:
+            for path in (self.rows_path, self.blob_path):
+                path.unlink(missing_ok=True)
+            atomic_write(self.header_path, lambda tmp: Path(tmp).write_text(json.dumps(self.header)))
+        self.rows = open(self.rows_path, 'ab')
+        self.rows.truncate(len(records) * self.width * 8)  # a record cut short by the kill
+        self.blob = open(self.blob_path, 'ab')
+        end = int(records[-1, 2]) if len(records) else 0
+        self.blob.truncate(end)  # pixels written after the last checkpoint
+        self.blob.seek(end)
+        return records
+
+    def _saved_records(self) -> np.ndarray:
+        empty = np.zeros((0, self.width), np.int64)
+        try:
+            if json.loads(self.header_path.read_text()) != self.header:
+                print_log(f'{self.header_path}: an unfinished crop-level write for other levels or index '
+                          'rows; starting over', logger='current', level=logging.WARNING)
+                return empty
+            data = self.rows_path.read_bytes()
+            blob_size = self.blob_path.stat().st_size
+        except (OSError, ValueError):
+            return empty
+        count = len(data) // (8 * self.width)
+        records = np.frombuffer(data[:count * 8 * self.width], np.int64).reshape(count, self.width)
+        return records[:int(np.searchsorted(records[:, 2], blob_size, side='right'))]
+
+    def add(self, size: tuple[int, int], images: list[np.ndarray], levels: int) -> list[int]:
+        """Append one row's pixels; its record (returned) is saved at the next checkpoint."""
+        record = [size[0], size[1], 0] + [0, 0, -1] * levels
+        for k, image in enumerate(images):
+            offset = self.blob.tell()
+            self.blob.write(np.ascontiguousarray(image).tobytes())
+            record[3 + 3 * k:6 + 3 * k] = [image.shape[1], image.shape[0], offset]
+        record[2] = self.blob.tell()
+        self.pending.append(record)
+        return record
+
+    def checkpoint(self) -> None:
+        self.blob.flush()
+        os.fsync(self.blob.fileno())
+        if self.pending:
+            self.rows.write(np.asarray(self.pending, np.int64).tobytes())
+            self.rows.flush()
+            os.fsync(self.rows.fileno())
+            self.pending = []
+
+    def close(self) -> None:
+        self.blob.close()
+        self.rows.close()
+        self.lock.close()  # releases the flock
+
+    def discard(self) -> None:
+        for path in (self.header_path, self.rows_path):
+            path.unlink(missing_ok=True)
+
+
 def write_crop_levels(index_path: str | os.PathLike, levels: Sequence[int] = DEFAULT_LEVELS,
                       workers: int = 1, progress: bool = True, context: BaseContext | None = None) -> Path:
     """Write the crop levels of the index at ``index_path`` (see the module docstring).
 
     Every crop is decoded once (``workers`` processes of ``context``, default ``fork``); unreadable
-    crops are recorded as such. The
-    ``.bin`` and ``.npz`` are written atomically (a reader sees the old pair or the new one, and the
-    ``.npz`` names the ``.bin`` size it was written with). Returns the ``.npz`` path.
+    crops are recorded as such. A killed run resumes after its last checkpoint (every
+    :data:`CHECKPOINT_S` seconds, :func:`partial_paths`). The finished ``.bin`` is renamed into place,
+    then the ``.npz`` written atomically; the ``.npz`` names the ``.bin`` size it was written with, so
+    a reader between the two ignores the levels. Returns the ``.npz`` path.
     """
     levels = tuple(sorted(int(s) for s in levels))
     if not levels or levels[0] < 1:
@@ -171,44 +277,40 @@ def write_crop_levels(index_path: str | os.PathLike, levels: Sequence[int] = DEF
     index = PoolIndex.load(index_path)
     meta_path, blob_path = levels_paths(index_path)
     num = len(index)
-    full_size = np.zeros((num, 2), dtype=np.int32)
-    level_size = np.zeros((num, len(levels), 2), dtype=np.int32)
-    level_offset = np.full((num, len(levels)), -1, dtype=np.int64)
-    tasks = ((_crop_path(index, row), levels) for row in range(num))
-    unreadable = 0
-
-    def write_blob(tmp: str) -> None:
-        nonlocal unreadable
-        offset = 0
-        with open(tmp, 'wb') as out:
-            pool = None
-            if workers > 1 and (context is not None or os.name != 'nt'):
-                pool = (context or get_context('fork')).Pool(workers)
-            results = pool.imap(_make_levels, tasks, chunksize=16) if pool else map(_make_levels, tasks)
-            try:
-                for row, (size, images) in enumerate(tqdm(results, total=num, desc='crop levels',
-                                                          disable=not progress, mininterval=2)):
-                    full_size[row] = size
-                    unreadable += size == (0, 0)
-                    for k, image in enumerate(images):
-                        level_size[row, k] = image.shape[1], image.shape[0]
-                        level_offset[row, k] = offset
-                        data = np.ascontiguousarray(image).tobytes()
-                        out.write(data)
-                        offset += len(data)
-            finally:
-                if pool:
-                    pool.close()
-                    pool.join()
-            out.flush()
-            os.fsync(out.fileno())
-
-    atomic_write(blob_path, write_blob)
-    meta = dict(version=LEVELS_VERSION, levels=list(levels), fingerprint=index_fingerprint(index),
-                blob_bytes=blob_path.stat().st_size, unreadable=int(unreadable))
-    arrays = dict(full_size=full_size, level_size=level_size, level_offset=level_offset,
+    header = dict(version=LEVELS_VERSION, levels=list(levels), fingerprint=index_fingerprint(index))
+    journal = _Journal(index_path, header, len(levels))
+    records = np.zeros((num, journal.width), np.int64)
+    done = journal.open(index_path)
+    records[:len(done)] = done
+    tasks = ((_crop_path(index, row), levels) for row in range(len(done), num))
+    pool = None
+    if workers > 1 and (context is not None or os.name != 'nt'):
+        pool = (context or get_context('fork')).Pool(workers)
+    results = pool.imap(_make_levels, tasks, chunksize=16) if pool else map(_make_levels, tasks)
+    try:
+        last = time.monotonic()
+        for row, (size, images) in enumerate(tqdm(results, total=num, initial=len(done), desc='crop levels',
+                                                  disable=not progress, mininterval=2), start=len(done)):
+            records[row] = journal.add(size, images, len(levels))
+            if time.monotonic() - last >= CHECKPOINT_S:
+                journal.checkpoint()
+                last = time.monotonic()
+        journal.checkpoint()
+    finally:
+        if pool:
+            pool.terminate()
+            pool.join()
+        journal.close()
+    os.replace(journal.blob_path, blob_path)
+    full_size = records[:, :2].astype(np.int32)
+    per_level = records[:, 3:].reshape(num, len(levels), 3)
+    meta = dict(header, blob_bytes=blob_path.stat().st_size,
+                unreadable=int((full_size == 0).all(axis=1).sum()))
+    arrays = dict(full_size=full_size, level_size=per_level[:, :, :2].astype(np.int32),
+                  level_offset=per_level[:, :, 2].copy(),
                   meta=np.frombuffer(json.dumps(meta).encode('utf-8'), dtype=np.uint8))
     atomic_write(meta_path, lambda tmp: np.savez(tmp, **arrays))
+    journal.discard()
     return meta_path
 
 
@@ -228,7 +330,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         meta_path = write_crop_levels(args.index, args.levels, args.workers)
-    except (FileNotFoundError, PoolFormatError, ValueError) as exc:
+    except (FileNotFoundError, PoolFormatError, ValueError, CropLevelsBusyError) as exc:
         print(f'crop_store: error: {exc}')
         return 2
     _, blob_path = levels_paths(args.index)
