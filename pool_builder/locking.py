@@ -13,17 +13,23 @@ and a random token. While the holder runs, a daemon thread refreshes the file's 
 
 A stale lock is taken over with a warning. The lock is released (the file removed) when the holder
 leaves the ``with`` block; a holder killed with SIGKILL leaves it behind, stale.
+
+Shards of one stage must share a shard count: 0/2 and 0/4 would both process category 0. Once it
+holds its own lock, a shard looks for live locks of the same stage with another count and refuses
+(:func:`hold_stage`); checking after taking the lock means two such runs cannot both miss each other.
 """
 from __future__ import annotations
 
+import glob
 import json
 import logging
 import os
+import re
 import secrets
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -104,6 +110,13 @@ class FileLock:
             return f'no heartbeat for {age:.0f} s (timeout {self.timeout_s:.0f} s)'
         return None
 
+    def live_holder(self) -> dict | None:
+        """The holder of the lock file when there is one and it is not stale, else None."""
+        found = self._read_holder()
+        if found is None or self._stale_reason(*found) is not None:
+            return None
+        return found[0]
+
     def acquire(self) -> None:
         """Take the lock or raise :class:`LockHeldError` naming the holder."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -182,22 +195,38 @@ _HELD: dict[Path, FileLock] = {}
 
 def hold_stage(work, stage: str, shard, logger: logging.Logger | None = None):
     """:func:`hold` the lock of ``stage`` for ``shard`` (a :class:`~pool_builder.sharding.Shard`) in
-    ``work`` (a :class:`~pool_builder.layout.WorkDir`)."""
-    return hold(work.lock_file(stage, shard.rank, shard.world_size),
-                f'stage {stage} (shard {shard}) of {work.root}', logger)
+    ``work`` (a :class:`~pool_builder.layout.WorkDir`), and refuse while shards of the same stage run
+    with another shard count (their categories overlap this shard's)."""
+    own = work.lock_file(stage, shard.rank, shard.world_size)
+
+    def check_shard_count() -> None:
+        for path in sorted(own.parent.glob(f'{glob.escape(stage)}.*-of-*.lock')):
+            match = re.fullmatch(rf'{re.escape(stage)}\.(\d+)-of-(\d+)\.lock', path.name)
+            holder = FileLock(path, logger=logger).live_holder() if match else None
+            if holder is not None and int(match[2]) != shard.world_size:
+                raise LockHeldError(
+                    f'stage {stage} of {work.root} is being run as shard {match[1]}/{match[2]} '
+                    f'({describe_holder(holder)}; lock file {path}), while this is shard {shard}: shards '
+                    'of different counts overlap. Run one shard count at a time (wait for those shards to '
+                    'finish, or stop them).')
+
+    return hold(own, f'stage {stage} (shard {shard}) of {work.root}', logger, check_shard_count)
 
 
 @contextmanager
-def hold(path: str | os.PathLike, what: str = '',
-         logger: logging.Logger | None = None) -> Iterator[None]:
+def hold(path: str | os.PathLike, what: str = '', logger: logging.Logger | None = None,
+         check: Callable[[], None] | None = None) -> Iterator[None]:
     """Hold the lock at ``path`` for the block; re-entrant within this process (a run that already
-    holds the locks of its stages passes them on to the stages)."""
+    holds the locks of its stages passes them on to the stages). ``check`` runs once the lock is
+    held, so two processes checking each other cannot both miss the other; it raises to refuse."""
     path = Path(path).resolve()
     if path in _HELD:
         yield
         return
     lock = FileLock(path, what, logger=logger)
     with lock:
+        if check is not None:
+            check()
         _HELD[path] = lock
         try:
             yield

@@ -88,15 +88,28 @@ def _segment(work: WorkDir) -> list[str]:
 
 def test_a_second_writer_of_the_same_shard_exits_2_naming_the_holder(tmp_path, capsys):
     work = _ingested(tmp_path)
-    with FileLock(work.lock_file('segment', 0, 1)):
-        assert cli.main(_segment(work)) == 2
+    with FileLock(work.lock_file('segment', 0, 2)):
+        assert cli.main([*_segment(work), '--shard', '0/2']) == 2
         err = capsys.readouterr().err
         assert f'host {socket.gethostname()}, pid {os.getpid()}, started ' in err
-        assert 'stage segment (shard 0/1)' in err and not (work.root / 'masks').exists()
-        # Another shard of the same stage is not blocked.
+        assert 'stage segment (shard 0/2)' in err and not (work.root / 'masks').exists()
+        # Another shard of the same stage and count is not blocked.
         assert cli.main([*_segment(work), '--shard', '1/2']) == 0
     assert cli.main(_segment(work)) == 0
     assert not work.lock_file('segment', 0, 1).exists()  # released at the end
+
+
+def test_shards_of_another_count_are_refused_while_they_run(tmp_path, capsys):
+    work = _ingested(tmp_path)
+    with FileLock(work.lock_file('segment', 2, 4)):  # a live shard 2/4
+        assert cli.main([*_segment(work), '--shard', '1/2']) == 2
+        err = capsys.readouterr().err
+        assert 'is being run as shard 2/4' in err and 'while this is shard 1/2' in err
+        assert f'pid {os.getpid()}' in err and not (work.root / 'masks').exists()
+        assert not work.lock_file('segment', 1, 2).exists()  # its own lock released again
+        assert cli.main([*_segment(work), '--shard', '0/4']) == 0  # the same count runs
+    _write_lock(work.lock_file('segment', 3, 4), socket.gethostname(), _dead_pid())  # stale: ignored
+    assert cli.main([*_segment(work), '--shard', '1/2']) == 0
 
 
 def _write_lock(path: Path, host: str, pid: int, age_s: float = 0.0) -> None:
