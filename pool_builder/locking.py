@@ -4,14 +4,17 @@
 private file is hard-linked to the lock's name, and ``link`` fails when the name exists, on local
 disks, NFS and Lustre alike (no ``flock``). The JSON content names the holder: host, pid, start time
 and a random token. While the holder runs, a daemon thread refreshes the file's mtime every
-``timeout / 20`` seconds (the heartbeat). Another process wanting the same lock gets a
-:class:`LockHeldError` naming the holder, unless the lock is stale:
+``timeout / 20`` seconds (the heartbeat, through a descriptor of the file, not its name). Another
+process wanting the same lock gets a :class:`LockHeldError` naming the holder, unless the lock is
+stale:
 
 - the holder runs on this host and its pid is gone (killed, crashed), or
 - the heartbeat is older than the timeout (a holder on another host, or a frozen one):
   ``POOL_BUILDER_LOCK_TIMEOUT`` seconds, default 600 (hosts' clocks must agree to well within it).
 
-A stale lock is taken over with a warning. The lock is released (the file removed) when the holder
+A stale lock is taken over with a warning: renamed away (atomic, so of two processes taking it over
+one wins), checked to be the file judged stale, and removed; a fresh lock that a third process made
+in between is linked back. The lock is released (the file removed) when the holder
 leaves the ``with`` block; a holder killed with SIGKILL leaves it behind, stale.
 
 Shards of one stage must share a shard count: 0/2 and 0/4 would both process category 0. Once it
@@ -75,6 +78,20 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _read_lock_file(path: Path) -> tuple[dict, float] | None:
+    """(holder JSON, mtime) of a lock file, None when there is none."""
+    try:
+        mtime = path.stat().st_mtime
+        text = path.read_text(encoding='utf-8')
+    except FileNotFoundError:
+        return None
+    try:
+        holder = json.loads(text)
+    except json.JSONDecodeError:  # a holder killed between create and write
+        holder = {}
+    return (holder if isinstance(holder, dict) else {}), mtime
+
+
 class FileLock:
     """An exclusive lock file (see the module docstring); use as a context manager."""
 
@@ -87,19 +104,11 @@ class FileLock:
         self.token = secrets.token_hex(8)
         self._stop = threading.Event()
         self._heartbeat: threading.Thread | None = None
+        self._fd: int | None = None  # open on the lock file while held
 
     def _read_holder(self) -> tuple[dict, float] | None:
         """(holder JSON, mtime) of the current lock file, None when there is none."""
-        try:
-            mtime = self.path.stat().st_mtime
-            text = self.path.read_text(encoding='utf-8')
-        except FileNotFoundError:
-            return None
-        try:
-            holder = json.loads(text)
-        except json.JSONDecodeError:  # a holder killed between create and write
-            holder = {}
-        return (holder if isinstance(holder, dict) else {}), mtime
+        return _read_lock_file(self.path)
 
     def _stale_reason(self, holder: dict, mtime: float) -> str | None:
         age = time.time() - mtime
@@ -134,12 +143,35 @@ class FileLock:
                                     f'({describe_holder(holder)}); lock file {self.path}. Wait for it to '
                                     'finish (a dead holder on another host is taken over after '
                                     f'{self.timeout_s:.0f} s without heartbeat).')
-            again = self._read_holder()
-            if again is not None and again[0].get('token') == holder.get('token'):
-                self.logger.warning(f'taking over the stale lock {self.path} of {describe_holder(holder)}: '
+            if self._remove_stale(holder):
+                self.logger.warning(f'took over the stale lock {self.path} of {describe_holder(holder)}: '
                                     f'{reason}')
-                self.path.unlink(missing_ok=True)
         raise LockHeldError(f'could not take the lock {self.path}: it keeps changing hands')
+
+    def _remove_stale(self, holder: dict) -> bool:
+        """Remove the lock file judged stale, unless another process took it over meanwhile.
+
+        The file is renamed away first (atomic: of two processes removing it, one wins), then its
+        token is compared with the stale holder's: a lock that a third process created between the
+        judgement and the rename is linked back (its holder's heartbeat refreshes the inode through a
+        descriptor, so it never noticed). True when the stale file was removed.
+        """
+        moved = self.path.with_name(f'.{self.path.name}.stale.{self.token}')
+        try:
+            os.rename(self.path, moved)
+        except FileNotFoundError:
+            return False
+        try:
+            mine = _read_lock_file(moved)
+            if mine is not None and mine[0].get('token') == holder.get('token'):
+                return True
+            try:
+                os.link(moved, self.path)
+            except FileExistsError:  # yet another process created a lock at the name meanwhile
+                pass
+            return False
+        finally:
+            moved.unlink(missing_ok=True)
 
     def _create(self) -> bool:
         """Create the lock file with its complete content, atomically: write a private file, then
@@ -149,15 +181,21 @@ class FileLock:
                                   token=self.token))
         private = self.path.with_name(f'.{self.path.name}.{self.token}')
         private.write_text(content, encoding='utf-8')
+        fd = os.open(private, os.O_RDONLY)  # the heartbeat's handle on this inode, whatever its name
         try:
             os.link(private, self.path)
-            return True
+            made = True
         except FileExistsError:
-            return False
+            made = False
         except OSError:  # NFS: the reply may be lost although the link was made
-            return private.stat().st_nlink == 2
+            made = private.stat().st_nlink == 2
         finally:
             private.unlink(missing_ok=True)
+        if made:
+            self._fd = fd
+        else:
+            os.close(fd)
+        return made
 
     def _start_heartbeat(self) -> None:
         self._stop.clear()
@@ -166,7 +204,7 @@ class FileLock:
         def beat() -> None:
             while not self._stop.wait(interval):
                 try:
-                    os.utime(self.path)
+                    os.utime(self._fd)
                 except OSError:
                     return
         self._heartbeat = threading.Thread(target=beat, name=f'lock-heartbeat:{self.path.name}', daemon=True)
@@ -181,6 +219,9 @@ class FileLock:
         found = self._read_holder()
         if found is not None and found[0].get('token') == self.token:
             self.path.unlink(missing_ok=True)
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
     def __enter__(self) -> FileLock:
         self.acquire()

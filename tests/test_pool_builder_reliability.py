@@ -130,7 +130,7 @@ def test_stale_locks_are_taken_over_with_a_warning(tmp_path, capsys, monkeypatch
     log = work.log_dir / 'pool_builder.0-of-1.log'
     _write_lock(lock, socket.gethostname(), _dead_pid())  # dead process on this host
     assert cli.main(_segment(work)) == 0
-    assert 'taking over the stale lock' in log.read_text() and 'is gone' in log.read_text()
+    assert 'took over the stale lock' in log.read_text() and 'is gone' in log.read_text()
     # Another host: alive as long as its heartbeat is younger than the timeout.
     monkeypatch.setenv('POOL_BUILDER_LOCK_TIMEOUT', '60')
     _write_lock(lock, 'node-elsewhere', 1234, age_s=30)
@@ -139,6 +139,31 @@ def test_stale_locks_are_taken_over_with_a_warning(tmp_path, capsys, monkeypatch
     _write_lock(lock, 'node-elsewhere', 1234, age_s=90)
     assert cli.main(_segment(work)) == 0
     assert 'no heartbeat for 90 s (timeout 60 s)' in log.read_text()
+
+
+def test_a_lock_taken_over_meanwhile_survives_a_late_taker(tmp_path, monkeypatch):
+    path = tmp_path / 'locks' / 'score.0-of-1.lock'
+    _write_lock(path, socket.gethostname(), _dead_pid())  # stale: both processes below judge it so
+    first, late = FileLock(path), FileLock(path)
+    raced = []
+
+    def first_takes_over_just_before(remove):  # the late taker's removal (rename or unlink) of the lock
+        def removing(target, *args, **kwargs):
+            if not raced and Path(target) == path:
+                raced.append(True)
+                first.acquire()
+            return remove(target, *args, **kwargs)
+        return removing
+
+    monkeypatch.setattr(os, 'rename', first_takes_over_just_before(os.rename))
+    monkeypatch.setattr(Path, 'unlink', first_takes_over_just_before(Path.unlink))
+    with pytest.raises(LockHeldError, match=f'pid {os.getpid()}'):
+        late.acquire()
+    monkeypatch.undo()
+    assert raced and json.loads(path.read_text())['token'] == first.token  # the first taker holds it
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no leftovers of the takeovers
+    first.release()
+    assert not path.exists()
 
 
 def test_the_heartbeat_keeps_a_long_running_lock_fresh(tmp_path, monkeypatch):
