@@ -15,7 +15,9 @@
 """
 from __future__ import annotations
 
+import glob
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,6 +95,15 @@ class WorkDir:
 
     def lock_file(self, stage: str, rank: int, world_size: int) -> Path:
         return self.root / 'locks' / f'{stage}.{rank}-of-{world_size}.lock'
+
+    def stage_lock_files(self, stage: str) -> list[tuple[int, int, Path]]:
+        """``(rank, world_size, path)`` of every lock file of ``stage`` present (:meth:`lock_file`)."""
+        found = []
+        for path in sorted((self.root / 'locks').glob(f'{glob.escape(stage)}.*-of-*.lock')):
+            match = re.fullmatch(rf'{re.escape(stage)}\.(\d+)-of-(\d+)\.lock', path.name)
+            if match:
+                found.append((int(match[1]), int(match[2]), path))
+        return found
 
     @property
     def log_dir(self) -> Path:

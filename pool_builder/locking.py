@@ -23,11 +23,9 @@ holds its own lock, a shard looks for live locks of the same stage with another 
 """
 from __future__ import annotations
 
-import glob
 import json
 import logging
 import os
-import re
 import secrets
 import socket
 import threading
@@ -238,20 +236,18 @@ def hold_stage(work, stage: str, shard, logger: logging.Logger | None = None):
     """:func:`hold` the lock of ``stage`` for ``shard`` (a :class:`~pool_builder.sharding.Shard`) in
     ``work`` (a :class:`~pool_builder.layout.WorkDir`), and refuse while shards of the same stage run
     with another shard count (their categories overlap this shard's)."""
-    own = work.lock_file(stage, shard.rank, shard.world_size)
-
     def check_shard_count() -> None:
-        for path in sorted(own.parent.glob(f'{glob.escape(stage)}.*-of-*.lock')):
-            match = re.fullmatch(rf'{re.escape(stage)}\.(\d+)-of-(\d+)\.lock', path.name)
-            holder = FileLock(path, logger=logger).live_holder() if match else None
-            if holder is not None and int(match[2]) != shard.world_size:
+        for rank, world_size, path in work.stage_lock_files(stage):
+            holder = FileLock(path, logger=logger).live_holder() if world_size != shard.world_size else None
+            if holder is not None:
                 raise LockHeldError(
-                    f'stage {stage} of {work.root} is being run as shard {match[1]}/{match[2]} '
+                    f'stage {stage} of {work.root} is being run as shard {rank}/{world_size} '
                     f'({describe_holder(holder)}; lock file {path}), while this is shard {shard}: shards '
                     'of different counts overlap. Run one shard count at a time (wait for those shards to '
                     'finish, or stop them).')
 
-    return hold(own, f'stage {stage} (shard {shard}) of {work.root}', logger, check_shard_count)
+    return hold(work.lock_file(stage, shard.rank, shard.world_size),
+                f'stage {stage} (shard {shard}) of {work.root}', logger, check_shard_count)
 
 
 @contextmanager

@@ -190,7 +190,7 @@ class _Journal:
 
     def __init__(self, index_path: Path, header: dict, num_levels: int):
         self.header_path, self.rows_path, self.blob_path = partial_paths(index_path)
-        self.header, self.width = header, 3 + 3 * num_levels
+        self.header, self.num_levels, self.width = header, num_levels, 3 + 3 * num_levels
         self.pending: list[list[int]] = []
 
     def open(self, index_path: Path) -> np.ndarray:
@@ -230,9 +230,9 @@ class _Journal:
         records = np.frombuffer(data[:count * 8 * self.width], np.int64).reshape(count, self.width)
         return records[:int(np.searchsorted(records[:, 2], blob_size, side='right'))]
 
-    def add(self, size: tuple[int, int], images: list[np.ndarray], levels: int) -> list[int]:
+    def add(self, size: tuple[int, int], images: list[np.ndarray]) -> list[int]:
         """Append one row's pixels; its record (returned) is saved at the next checkpoint."""
-        record = [size[0], size[1], 0] + [0, 0, -1] * levels
+        record = [size[0], size[1], 0] + [0, 0, -1] * self.num_levels
         for k, image in enumerate(images):
             offset = self.blob.tell()
             self.blob.write(np.ascontiguousarray(image).tobytes())
@@ -291,7 +291,7 @@ def write_crop_levels(index_path: str | os.PathLike, levels: Sequence[int] = DEF
         last = time.monotonic()
         for row, (size, images) in enumerate(tqdm(results, total=num, initial=len(done), desc='crop levels',
                                                   disable=not progress, mininterval=2), start=len(done)):
-            records[row] = journal.add(size, images, len(levels))
+            records[row] = journal.add(size, images)
             if time.monotonic() - last >= CHECKPOINT_S:
                 journal.checkpoint()
                 last = time.monotonic()

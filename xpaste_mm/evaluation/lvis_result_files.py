@@ -108,7 +108,8 @@ def iter_record_spans(path: str | os.PathLike, chunk_bytes: int = CHUNK_BYTES) -
     """Split the JSON list in ``path`` into spans of whole records, about ``chunk_bytes`` each.
 
     The file is scanned through one reused buffer (grown only for a record longer than it), so
-    the scan keeps no text; the records are read again, span by span, by whoever parses them.
+    the scan keeps no text; the records are read again, span by span, by whoever parses them. The
+    first record is a span of its own: lvis-api decides by it where boxes and areas come from.
     """
     buffer = bytearray(max(1, chunk_bytes))
     base, count = 0, 0  # file offset of buffer[0]; records found so far
@@ -128,6 +129,10 @@ def iter_record_spans(path: str | os.PathLike, chunk_bytes: int = CHUNK_BYTES) -
         position += 1
         while True:
             ends = _record_ends(np.frombuffer(buffer, np.uint8, filled - position, position))
+            if len(ends) > 1 and count == 0:
+                first_end = position + int(ends[0]) + 1
+                yield _Span(base + position, base + first_end, 0)
+                ends, position, count = ends[1:] - (first_end - position), first_end, 1
             if len(ends):
                 cut = position + int(ends[-1]) + 1
                 yield _Span(base + position, base + cut, count)
@@ -403,17 +408,6 @@ def _read_chunks(reader: _ChunkReader, spans: Iterator[_Span], num_workers: int,
     return chunks
 
 
-def _first_record(path: str, span: _Span):
-    """The first record of the file (None if it cannot be decoded: its chunk reports that)."""
-    with open(path, 'rb') as f:
-        f.seek(span.start)
-        text = f.read(span.end - span.start)
-    try:
-        return json.JSONDecoder().raw_decode(text.decode().lstrip())[0]
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return None
-
-
 def read_result_file(path: str | os.PathLike, gt: LVISGroundTruth, with_masks: bool,
                      num_workers: int = 1, chunk_bytes: int = CHUNK_BYTES,
                      progress: bool = False) -> tuple[LVISDetections, int]:
@@ -427,11 +421,10 @@ def read_result_file(path: str | os.PathLike, gt: LVISGroundTruth, with_masks: b
     if not os.path.isfile(path):
         raise ResultFileError(f'result file {path} does not exist')
     spans = iter_record_spans(path, chunk_bytes)
-    first = next(spans, None)
-    head = None if first is None else _first_record(path, first)
-    # lvis-api: the first record decides where boxes and areas come from
+    first = next(spans, None)  # the first record alone: it decides where boxes and areas come from
+    head = None if first is None else parse_span(path, first)[0]
     reader = _ChunkReader(path, gt, with_masks, box_from_mask=isinstance(head, dict) and 'bbox' not in head)
-    if head is not None:
+    if first is not None:
         reader.first_record(head)
     chunks = [] if first is None else _read_chunks(reader, itertools.chain([first], spans), num_workers,
                                                            progress)
